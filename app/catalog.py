@@ -1,0 +1,128 @@
+"""The model catalog and the fine-tuning job registry: what a `model_id` can name.
+
+Pure data and lookups; the ModelResolver deployment wraps this. Paths in either file are
+resolved against the file's own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelKind = Literal["encoder", "decoder"]
+# Engines a kind may run on; the builder checks every model has a backend deployed.
+ENGINES_BY_KIND: dict[str, set[str]] = {"encoder": {"gliner2"}, "decoder": {"vllm"}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeightsSource(_Strict):
+    local_dir: Path | None = Field(None, description="A checkpoint directory on this machine.")
+    hub_id: str | None = Field(None, description="A Hugging Face hub repository id.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WeightsSource:
+        if (self.local_dir is None) == (self.hub_id is None):
+            raise ValueError("weights needs exactly one of local_dir or hub_id")
+        return self
+
+
+class CatalogModel(_Strict):
+    id: str = Field(min_length=1, description="The id clients send as model / model_id.")
+    kind: ModelKind = Field(description="encoder (extraction) or decoder (generation).")
+    engine: str = Field(description="Engine family that serves it, e.g. gliner2 or vllm.")
+    weights: WeightsSource
+    display_name: str = Field(description="Human-readable label.")
+    aliases: list[str] = Field(default_factory=list, description="Other ids that resolve here.")
+    demo: bool = Field(False, description="Built offline by `python -m app.models build`.")
+    supports_training: bool = Field(False, description="Can be a fine-tuning base.")
+    context_length: int | None = Field(None, ge=1, description="Max tokens of input.")
+    input_price_per_million: float = Field(0.0, ge=0, description="USD per 1M input tokens.")
+    output_price_per_million: float = Field(0.0, ge=0, description="USD per 1M output tokens.")
+    created_at: str = Field("2026-01-01T00:00:00Z", description="ISO date shown in listings.")
+
+    @model_validator(mode="after")
+    def _engine_fits_kind(self) -> CatalogModel:
+        if self.engine not in ENGINES_BY_KIND[self.kind]:
+            allowed = sorted(ENGINES_BY_KIND[self.kind])
+            raise ValueError(
+                f"model {self.id!r}: a {self.kind} runs on {allowed}, not {self.engine!r}"
+            )
+        return self
+
+
+class JobEntry(_Strict):
+    id: str = Field(min_length=1, description="Job id, e.g. job_abc123 or a UUID.")
+    base_model: str = Field(description="Catalog id (or alias) of the model it was tuned from.")
+    artifact_dir: Path = Field(description="Fine-tuned checkpoint directory.")
+    project_id: str | None = Field(None, description="Project the job belongs to.")
+    display_name: str | None = None
+    created_at: str = "2026-01-01T00:00:00Z"
+
+
+class Catalog(_Strict):
+    models: list[CatalogModel]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Catalog:
+        seen: dict[str, str] = {}
+        for model in self.models:
+            for name in [model.id, *model.aliases]:
+                if name in seen:
+                    raise ValueError(
+                        f"id or alias {name!r} is used by {seen[name]!r} and {model.id!r}"
+                    )
+                seen[name] = model.id
+        return self
+
+    def find(self, name: str) -> CatalogModel | None:
+        for model in self.models:
+            if name == model.id or name in model.aliases:
+                return model
+        return None
+
+
+class JobRegistry(_Strict):
+    jobs: list[JobEntry] = Field(default_factory=list)
+
+    def find(self, job_id: str) -> JobEntry | None:
+        return next((job for job in self.jobs if job.id == job_id), None)
+
+
+def _resolve_dir(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_catalog(path: Path) -> Catalog:
+    catalog = Catalog.model_validate(yaml.safe_load(path.read_text()) or {"models": []})
+    base = path.parent
+    models = [
+        m.model_copy(
+            update={"weights": WeightsSource(local_dir=_resolve_dir(m.weights.local_dir, base))}
+        )
+        if m.weights.local_dir is not None
+        else m
+        for m in catalog.models
+    ]
+    return Catalog(models=models)
+
+
+def load_jobs(path: Path, catalog: Catalog) -> JobRegistry:
+    if not path.exists():
+        return JobRegistry()
+    registry = JobRegistry.model_validate(yaml.safe_load(path.read_text()) or {"jobs": []})
+    base = path.parent
+    jobs = []
+    for job in registry.jobs:
+        if catalog.find(job.base_model) is None:
+            raise ValueError(f"job {job.id!r}: base_model {job.base_model!r} is not in the catalog")
+        if catalog.find(job.id) is not None:
+            raise ValueError(f"job id {job.id!r} collides with a catalog model id")
+        jobs.append(job.model_copy(update={"artifact_dir": _resolve_dir(job.artifact_dir, base)}))
+    return JobRegistry(jobs=jobs)

@@ -1,0 +1,155 @@
+"""Typed server configuration, loaded from YAML.
+
+Every field has a description, unknown keys are rejected, and cross-field rules are checked
+before anything starts, so a typo in a config file fails at `serve run` with a message that
+names the field instead of surfacing later as odd behaviour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AutoscalingConfig(StrictModel):
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas kept running.")
+    max_replicas: int = Field(1, ge=1, description="Most replicas autoscaling may start.")
+    initial_replicas: int | None = Field(None, ge=0, description="Replicas at deploy time.")
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Ongoing requests per replica that autoscaling aims for."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.min_replicas must be <= max_replicas")
+        return self
+
+
+class DeploymentOptions(StrictModel):
+    """Ray Serve options of one deployment; fractional CPUs let a graph fit on 2 cores."""
+
+    num_replicas: int | None = Field(
+        1, ge=1, description="Fixed replica count; set null when autoscaling is given."
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None, description="Ray Serve autoscaling_config; replaces num_replicas."
+    )
+    num_cpus: float = Field(0.25, ge=0, description="CPUs reserved per replica (fractional ok).")
+    num_gpus: float = Field(0, ge=0, description="GPUs reserved per replica (fractional ok).")
+    max_ongoing_requests: int = Field(64, ge=1, description="Requests in flight per replica.")
+
+    def serve_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "max_ongoing_requests": self.max_ongoing_requests,
+        }
+        if self.autoscaling is not None:
+            options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
+        else:
+            options["num_replicas"] = self.num_replicas or 1
+        return options
+
+
+class EncoderConfig(StrictModel):
+    deployment: DeploymentOptions = Field(
+        default_factory=DeploymentOptions, description="Replicas and resources."
+    )
+    engine: str = Field(
+        "app.engines.gliner2_engine:GLiNER2Engine",
+        description="Import path of the engine class the deployment runs (module:Class).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks CUDA when the replica sees a GPU."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA where supported, else float16; float32 on CPU."
+    )
+    max_batch_size: int = Field(32, ge=1, description="Most texts in one engine call.")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, description="How long a batch waits to fill before it runs."
+    )
+    max_models_per_replica: int = Field(
+        3, ge=1, description="Models a replica keeps loaded (LRU-evicted past this)."
+    )
+    preload: list[str] = Field(
+        default_factory=list,
+        description="Model ids each replica loads at start; readiness waits for them.",
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads per replica; null keeps torch's default."
+    )
+
+
+class AuthConfig(StrictModel):
+    keys_file: str | None = Field(
+        None, description="YAML file mapping API key -> project id. Relative to the config file."
+    )
+    keys_env: str | None = Field(
+        "PIONEER_API_KEYS",
+        description="Env var holding 'key=project,key2=project2'; merged with keys_file.",
+    )
+
+
+class LimitsConfig(StrictModel):
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
+    max_texts_per_request: int = Field(256, ge=1, description="Most texts in one request.")
+
+
+class HubConfig(StrictModel):
+    allow_downloads: bool = Field(
+        False,
+        description="Let replicas download hub models that are not in the local cache. Off "
+        "by default so a machine without a hub answers 503 at once instead of retrying.",
+    )
+
+
+class ServerConfig(StrictModel):
+    catalog_path: Path = Field(Path("catalog.yaml"), description="Base-model catalog YAML.")
+    jobs_path: Path = Field(Path("jobs.yaml"), description="Fine-tuning job registry YAML.")
+    hub: HubConfig = Field(default_factory=HubConfig, description="Model hub access.")
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="GLiNER2 replicas.")
+    resolver: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.1),
+        description="ModelResolver replicas.",
+    )
+    ingress: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.2),
+        description="HTTP ingress replicas.",
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Request limits.")
+
+
+def _absolute(path: Path | str | None, base: Path) -> Path | None:
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_server_config(path: str | Path) -> ServerConfig:
+    """Load a ServerConfig, resolving every relative path against the file's folder."""
+    path = Path(path).resolve()
+    raw = yaml.safe_load(path.read_text()) or {}
+    config = ServerConfig.model_validate(raw)
+    base = path.parent
+    auth = config.auth.model_copy(
+        update={"keys_file": str(_absolute(config.auth.keys_file, base))}
+        if config.auth.keys_file
+        else {}
+    )
+    return config.model_copy(
+        update={
+            "catalog_path": _absolute(config.catalog_path, base),
+            "jobs_path": _absolute(config.jobs_path, base),
+            "auth": auth,
+        }
+    )

