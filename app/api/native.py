@@ -12,6 +12,7 @@ from app.api.errors import read_json
 from app.api.state import current
 from app.translators import native
 from app.wire.native import (
+    UNION_TAGS,
     EncoderInferenceRequest,
     EncoderInferenceResponse,
     GenerateInferenceRequest,
@@ -37,9 +38,11 @@ _REQUEST_SCHEMA = {
 
 
 def body_validation_error(exc: ValidationError) -> RequestValidationError:
-    return RequestValidationError(
-        [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
-    )
+    errors = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = tuple(part for part in error["loc"] if part not in UNION_TAGS)
+        errors.append({**error, "loc": ("body", *loc)})
+    return RequestValidationError(errors)
 
 
 @router.post(

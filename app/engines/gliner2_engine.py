@@ -10,12 +10,19 @@ from typing import Any
 import torch
 from gliner2 import GLiNER2, Schema
 
+from app.engines.gliner2_output import described_relation_keys, merge_described_relations
 from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel
 from app.weights import locate
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class CompiledSchema:
+    schema: Schema
+    relation_keys: dict[str, str]  # gliner2's output key -> the relation name asked for
 
 
 @dataclass
@@ -97,25 +104,30 @@ class GLiNER2Engine:
         return LoadedEncoder(model.model_key, extractor, self.device, self.dtype)
 
     @staticmethod
-    def build_schema(schema: dict[str, Any]) -> Schema:
+    def build_schema(schema: dict[str, Any]) -> CompiledSchema:
         try:
-            return Schema.from_dict(schema)
+            compiled = Schema.from_dict(schema)
         except Exception as exc:  # pydantic or builder rejection: the client's schema
             raise ApiException(ApiError.invalid(f"schema rejected: {exc}", "schema")) from exc
+        return CompiledSchema(compiled, described_relation_keys(schema))
 
     def extract(
         self,
         loaded: LoadedEncoder,
         texts: list[str],
-        schemas: list[Schema],
+        schemas: list[CompiledSchema],
         options: ExtractOptions,
         batch_size: int,
     ) -> list[dict[str, Any]]:
-        return loaded.model.batch_extract(
+        results = loaded.model.batch_extract(
             texts,
-            schemas,
+            [schema.schema for schema in schemas],
             batch_size=batch_size,
             threshold=options.threshold,
             include_confidence=options.include_confidence,
             include_spans=options.include_spans,
         )
+        return [
+            merge_described_relations(result, schema.relation_keys)
+            for result, schema in zip(results, schemas, strict=True)
+        ]

@@ -22,8 +22,13 @@ def _entities(entities: Any) -> list[str] | dict[str, Any]:
         }
     if all(isinstance(e, str) for e in entities):
         return list(entities)
-    specs: list[EntitySpec] = entities
-    return {spec.name: _drop_none({"description": spec.description}) for spec in specs}
+    converted: dict[str, Any] = {}
+    for item in entities:
+        if isinstance(item, EntitySpec):
+            converted[item.name] = _drop_none({"description": item.description})
+        else:
+            converted[item] = {}
+    return converted
 
 
 def _relations(relations: Any) -> list[str] | dict[str, Any]:

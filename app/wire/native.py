@@ -6,13 +6,43 @@ names the field, not a silent coercion.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+def _json_shape(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    return "string" if isinstance(value, str) else "other"
+
+
+# Unions are picked by the JSON shape of the value, so an error names the branch the client
+# meant instead of listing every alternative; the tags are dropped from error locations.
+UNION_TAGS = frozenset({"list", "string", "other"})
+
+
+def by_shape(list_type: Any, other_type: Any, string_type: Any = None) -> Any:
+    """A union of a list form and an object (or string) form, chosen by the value's shape."""
+    string_type = string_type or other_type
+    return Annotated[
+        Annotated[list_type, Tag("list")]
+        | Annotated[string_type, Tag("string")]
+        | Annotated[other_type, Tag("other")],
+        Discriminator(_json_shape),
+    ]
 
 
 def _reject_duplicates(names: list[str], what: str) -> None:
@@ -41,7 +71,7 @@ class EntityConfig(WireModel):
 
 class ClassificationSpec(WireModel):
     task: str = Field(min_length=1, description="Name of the classification task.")
-    labels: list[str] | dict[str, str] = Field(
+    labels: by_shape(list[str], dict[str, str]) = Field(  # type: ignore[valid-type]
         description="Candidate labels (at least 2), or label -> description."
     )
     multi_label: bool = False
@@ -81,8 +111,10 @@ class RelationSpec(WireModel):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
 
 
-EntitiesWire = list[str] | list[EntitySpec] | dict[str, str | EntityConfig]
-RelationsWire = list[str | RelationSpec] | dict[str, str]
+EntityItem = by_shape(EntitySpec, EntitySpec, str)
+EntitiesWire = by_shape(list[EntityItem], dict[str, by_shape(EntityConfig, EntityConfig, str)])
+RelationItem = by_shape(RelationSpec, RelationSpec, str)
+RelationsWire = by_shape(list[RelationItem], dict[str, str])
 
 
 class ExtractionSchema(WireModel):
@@ -138,10 +170,16 @@ class ExtractionSchema(WireModel):
         return self
 
 
+TextInput = by_shape(list[str], str)
+SchemaInput = by_shape(list[str], ExtractionSchema)
+
+
 class EncoderInferenceRequest(WireModel):
     model_id: str = Field(min_length=1)
-    text: str | list[str]
-    schema_: ExtractionSchema | list[str] = Field(alias="schema")
+    text: TextInput = Field(description="One text, or a list of texts for batch processing.")
+    schema_: SchemaInput = Field(
+        alias="schema", description="Unified schema dict, or the deprecated flat label list."
+    )
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     include_confidence: bool = True
     include_spans: bool = True

@@ -1,0 +1,26 @@
+"""Shared test settings: paths to the offline models the suite runs on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "models"
+TINY_DIR = MODELS / "gliner2-tiny-test"
+TINY_JOB_DIR = MODELS / "jobs" / "job_tiny_ner01"
+TINY_ID = "pioneer-test/gliner2-tiny-test"
+TINY_JOB_ID = "job_tiny_ner01"
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_models() -> None:
+    """Build the tiny models if `make models` has not (the build is idempotent, ~3 s)."""
+    from app.models.__main__ import main
+
+    main(["build", "--out", str(MODELS), "--only", "tiny-encoder", "tiny-job"])
