@@ -28,16 +28,16 @@ models: install
 serve: models
 	$(BIN)/serve run serve_config.yaml
 
-test: models
+test: install
 	$(BIN)/python -m pytest -q
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-test-integration: models
+test-integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
-test-gpu: models
+test-gpu: install
 	$(BIN)/python -m pytest -q tests/gpu
 
 bench-gpu: models
