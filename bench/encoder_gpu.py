@@ -71,9 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-dir", default=str(ROOT / "models" / "gliner2-minilm-demo"))
     parser.add_argument("--texts", type=int, default=256)
-    # The offline demo's heads are untrained: its confidences sit near 0.5, so a lower
-    # threshold keeps spans in play for the agreement check.
-    parser.add_argument("--threshold", type=float, default=0.3)
+    parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
 

@@ -34,7 +34,7 @@ def extract(dtype: str, texts: list[str], batch: int) -> list[dict]:
     assert next(model.model.parameters()).device.type == "cuda"
     assert next(model.model.parameters()).dtype == getattr(torch, dtype)
     schema = engine.build_schema(SCHEMA)
-    return engine.extract(model, texts, [schema] * len(texts), ExtractOptions(0.3), batch)
+    return engine.extract(model, texts, [schema] * len(texts), ExtractOptions(0.5), batch)
 
 
 def test_auto_dtype_on_cuda_is_half_precision() -> None:
@@ -47,9 +47,10 @@ def test_half_precision_agrees_with_fp32(demo_models: None, dtype: str) -> None:
     reference = extract("float32", texts, 32)
     candidate = extract(dtype, texts, 32)
     scores = agreement(candidate, reference)
+    assert scores["reference_spans"] > 0, "the demo finds spans at 0.5: it was fine-tuned"
     assert scores["label_match"] >= 0.9, scores
-    assert scores["entity_f1"] >= 0.8, scores
-    assert scores["max_confidence_gap"] < 0.05, scores
+    assert scores["entity_f1"] >= 0.95, scores
+    assert scores["max_confidence_gap"] < 0.1, scores
 
 
 def test_batching_does_not_change_results(demo_models: None) -> None:

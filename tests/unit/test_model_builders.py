@@ -48,9 +48,15 @@ def test_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_builds_on_the_pretrained_backbone(tmp_path: Path) -> None:
+def test_demo_builds_on_the_pretrained_backbone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole demo path, fine-tuning included, on two steps instead of hundreds."""
     from gliner2 import GLiNER2
 
+    monkeypatch.setenv("PIONEER_DEMO_TRAIN_STEPS", "2")
     BUILDERS["demo-encoder"].build(tmp_path / "demo", tmp_path)
+    info = (tmp_path / "demo" / "pioneer_build.json").read_text()
+    assert '"train_steps": 2' in info
     model = GLiNER2.from_pretrained(str(tmp_path / "demo"))
     assert model.encoder.config.hidden_size == 384  # all-MiniLM-L6-v2
