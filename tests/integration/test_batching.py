@@ -34,6 +34,7 @@ def test_twenty_concurrent_requests_are_batched(server: str) -> None:
     assert len({r["inference_id"] for r in results}) == 20
     stats = encoder_stats()
     new_batches = stats["batch_texts"][before:]
+    print(f"engine calls for 20 concurrent requests, texts per call: {new_batches}")
     assert sum(new_batches) == 20, new_batches
     assert max(new_batches) > 1, f"no batching observed: {new_batches}"
     assert len(new_batches) < 20
