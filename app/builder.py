@@ -13,9 +13,10 @@ from ray import serve
 from ray.serve import Application
 
 from app.catalog import load_catalog, load_jobs
-from app.config import ServerConfig, load_server_config
+from app.config import ServerConfig, load_server_config, with_storage_root
 from deployments.encoder import EncoderDeployment
 from deployments.ingress import Ingress
+from deployments.recorder import Recorder
 from deployments.resolver import ModelResolver
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,9 @@ class AppArgs(BaseModel):
     config: str = Field(
         "configs/server.yaml",
         description="Server config YAML; a relative path is taken from the project root.",
+    )
+    storage_root: str | None = Field(
+        None, description="Overrides history.storage_root (a folder or a pyarrow.fs URI)."
     )
 
 
@@ -68,13 +72,22 @@ def build_graph(config: ServerConfig) -> Application:
         .options(name="EncoderDeployment", **config.encoder.deployment.serve_options())
         .bind(config.encoder, config.hub.allow_downloads, resolver)
     )
+    recorder = (
+        serve.deployment(Recorder)
+        .options(name="Recorder", **config.history.deployment.serve_options())
+        .bind(config.history)
+    )
     return (
         serve.deployment(Ingress)
         .options(name="Ingress", **config.ingress.serve_options())
-        .bind(resolver, encoder, config.auth, config.limits)
+        .bind(resolver, encoder, recorder, config.auth, config.limits)
     )
 
 
 def build_app(args: dict | AppArgs | None = None) -> Application:
     parsed = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
-    return build_graph(load_server_config(resolve_config_path(parsed.config)))
+    config = load_server_config(resolve_config_path(parsed.config))
+    if parsed.storage_root:
+        history = with_storage_root(config.history, parsed.storage_root, Path.cwd())
+        config = config.model_copy(update={"history": history})
+    return build_graph(config)

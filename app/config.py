@@ -111,6 +111,36 @@ class HubConfig(StrictModel):
     )
 
 
+class HistoryConfig(StrictModel):
+    storage_root: str = Field(
+        "../var/history",
+        description="Where the Parquet datasets live: a local folder (relative to the config "
+        "file) or a pyarrow.fs URI such as s3://bucket/prefix.",
+    )
+    wal_dir: str | None = Field(
+        None,
+        description="Local folder for the write-ahead log; default <storage_root>/_wal. "
+        "Required when storage_root is remote.",
+    )
+    flush_records: int = Field(1000, ge=1, description="Flush a dataset at this many rows.")
+    flush_interval_s: float = Field(5.0, gt=0, description="...or when its oldest row is this old.")
+    compact_interval_s: float = Field(300.0, gt=0, description="How often compaction runs.")
+    compact_min_files: int = Field(8, ge=2, description="Compact a day holding this many files.")
+    gc_grace_s: float = Field(
+        60.0, ge=0, description="Keep files a compaction replaced this long for outside readers."
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.2),
+        description="The Recorder's resources; it is one replica (one writer per root).",
+    )
+
+    @model_validator(mode="after")
+    def _single_writer(self) -> HistoryConfig:
+        if self.deployment.autoscaling is not None or (self.deployment.num_replicas or 1) != 1:
+            raise ValueError("history.deployment must be exactly one replica (one writer)")
+        return self
+
+
 class ServerConfig(StrictModel):
     catalog_path: Path = Field(Path("catalog.yaml"), description="Base-model catalog YAML.")
     jobs_path: Path = Field(Path("jobs.yaml"), description="Fine-tuning job registry YAML.")
@@ -123,6 +153,9 @@ class ServerConfig(StrictModel):
     ingress: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.2),
         description="HTTP ingress replicas.",
+    )
+    history: HistoryConfig = Field(
+        default_factory=HistoryConfig, description="Inference history, billing and feedback."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Request limits.")
@@ -151,5 +184,14 @@ def load_server_config(path: str | Path) -> ServerConfig:
             "catalog_path": _absolute(config.catalog_path, base),
             "jobs_path": _absolute(config.jobs_path, base),
             "auth": auth,
+            "history": with_storage_root(config.history, config.history.storage_root, base),
         }
     )
+
+
+def with_storage_root(history: HistoryConfig, root: str, base: Path) -> HistoryConfig:
+    """Resolve a local storage root (and WAL folder) against `base`; leave URIs alone."""
+    if "://" not in root or root.startswith("file://"):
+        root = str(_absolute(root.removeprefix("file://"), base))
+    wal_dir = str(_absolute(history.wal_dir, base)) if history.wal_dir else None
+    return history.model_copy(update={"storage_root": root, "wal_dir": wal_dir})

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from app.history import records
 from app.protocol import (
     ApiError,
     ApiException,
@@ -31,9 +32,10 @@ def _backend_down(what: str, exc: Exception) -> ApiException:
 
 
 class InferenceGateway:
-    def __init__(self, resolver: Any, encoder: Any) -> None:
+    def __init__(self, resolver: Any, encoder: Any, recorder: Any) -> None:
         self._resolver = resolver
         self._encoder = encoder
+        self._recorder = recorder
 
     async def resolve(self, model_id: str) -> ResolvedModel:
         try:
@@ -45,8 +47,68 @@ class InferenceGateway:
         return resolved
 
     async def extract(self, request: InferenceRequest) -> InferenceResult:
+        """Run it, then record it; the client gets its result once the record is durable."""
         started = time.perf_counter()
-        model = await self.resolve(request.model_id)
+        created_at = records.now()
+        model: ResolvedModel | None = None
+        try:
+            model = await self.resolve(request.model_id)
+            result = await self._extract(request, model, started)
+        except ApiException as exc:
+            latency = (time.perf_counter() - started) * 1000
+            await self._record_failure(request, created_at, model, exc.error, latency)
+            raise
+        await self._record(
+            request,
+            billing=records.billing_row(
+                request, created_at, model=model, input_tokens=result.input_tokens
+            ),
+            history=records.inference_row(
+                request, created_at, result=result, model=model, latency_ms=result.latency_ms
+            ),
+        )
+        return result
+
+    async def _record(
+        self, request: InferenceRequest, billing: dict[str, Any], history: dict[str, Any]
+    ) -> None:
+        # store: false keeps the bill and drops the payload before it leaves this process.
+        try:
+            await self._recorder.record.remote(billing, history if request.store else None)
+        except Exception as exc:
+            raise ApiException(
+                ApiError(
+                    503,
+                    "history_unavailable",
+                    "The inference ran but could not be recorded, so it is not returned; "
+                    "retry shortly.",
+                )
+            ) from exc
+
+    async def _record_failure(
+        self,
+        request: InferenceRequest,
+        created_at: Any,
+        model: ResolvedModel | None,
+        error: ApiError,
+        latency_ms: float,
+    ) -> None:
+        try:
+            await self._record(
+                request,
+                billing=records.billing_row(
+                    request, created_at, model=model, input_tokens=0, failed=True
+                ),
+                history=records.inference_row(
+                    request, created_at, model=model, error=error, latency_ms=latency_ms
+                ),
+            )
+        except ApiException:
+            logger.error("could not record failed inference %s", request.inference_id)
+
+    async def _extract(
+        self, request: InferenceRequest, model: ResolvedModel, started: float
+    ) -> InferenceResult:
         if model.kind != "encoder":
             raise ApiException(
                 ApiError.invalid(
@@ -96,6 +158,12 @@ class InferenceGateway:
             return await self._resolver.list_models.remote(include_jobs)
         except Exception as exc:
             raise _backend_down("model resolver", exc) from exc
+
+    async def history(self, method: str, *args: Any) -> Any:
+        try:
+            return await getattr(self._recorder, method).remote(*args)
+        except Exception as exc:
+            raise _backend_down("history store", exc) from exc
 
     async def readiness(self) -> dict[str, Any]:
         try:

@@ -68,6 +68,8 @@ class ResolvedModel:
     local_dir: str | None = None
     hub_id: str | None = None
     training_job_id: str | None = None
+    input_price_per_million: float = 0.0
+    output_price_per_million: float = 0.0
 
     @property
     def base_model(self) -> str:

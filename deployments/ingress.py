@@ -20,12 +20,13 @@ class Ingress:
         self,
         resolver: DeploymentHandle,
         encoder: DeploymentHandle,
+        recorder: DeploymentHandle,
         auth: AuthConfig,
         limits: LimitsConfig,
     ) -> None:
         install(
             ServerState(
-                gateway=InferenceGateway(resolver, encoder),
+                gateway=InferenceGateway(resolver, encoder, recorder),
                 authenticator=Authenticator(load_keys(auth)),
                 limits=limits,
             )

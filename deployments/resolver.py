@@ -54,6 +54,8 @@ class ModelResolver:
                 display_name=model.display_name,
                 local_dir=str(model.weights.local_dir) if model.weights.local_dir else None,
                 hub_id=model.weights.hub_id,
+                input_price_per_million=model.input_price_per_million,
+                output_price_per_million=model.output_price_per_million,
             )
         self._refresh_jobs()
         job = self._jobs.find(model_id)
@@ -70,6 +72,8 @@ class ModelResolver:
             display_name=job.display_name or f"{base.display_name} (job {job.id})",
             local_dir=str(job.artifact_dir),
             training_job_id=job.id,
+            input_price_per_million=base.input_price_per_million,
+            output_price_per_million=base.output_price_per_million,
         )
 
     def _availability(self, model: ResolvedModel) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +24,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(offline_models: None) -> Iterator[str]:
+def history_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("history")
+
+
+@pytest.fixture(scope="session")
+def server(offline_models: None, history_root: Path) -> Iterator[str]:
     import ray
     from ray import serve
 
@@ -33,7 +39,9 @@ def server(offline_models: None) -> Iterator[str]:
     ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(
-        build_app({"config": str(ROOT / "configs" / "test.yaml")}),
+        build_app(
+            {"config": str(ROOT / "configs" / "test.yaml"), "storage_root": str(history_root)}
+        ),
         name=APP_NAME,
         route_prefix="/",
     )

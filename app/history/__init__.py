@@ -1,0 +1,1 @@
+"""Inference history, billing and feedback: a WAL in front of Parquet, queried with DuckDB."""

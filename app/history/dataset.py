@@ -1,0 +1,295 @@
+"""One dataset (inferences, billing or feedback): WAL + in-memory buffer + Parquet files.
+
+The manifest (`<dataset>/_manifest.json`, replaced atomically) is the list of live files:
+readers use it, never a glob, so a flush or a compaction is seen whole or not at all. Order
+of a flush: seal the WAL segment, write the Parquet files, publish the new manifest, delete
+the segment. A crash at any point leaves either the segment (replayed on start; rows already
+published are skipped by id) or a file the manifest does not list (deleted on start).
+Files a compaction replaces are retired and deleted once no reader can still be using them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from app.history.storage import Storage
+from app.history.wal import WriteAheadLog
+
+EMPTY_FILE = "date=1970-01-01/empty.parquet"  # zero rows: a reader's file list is never empty
+
+
+@dataclass
+class Snapshot:
+    """What a reader sees: published files plus rows not yet flushed."""
+
+    files: list[str]
+    buffered: pa.Table
+    token: int
+
+
+@dataclass
+class _Retired:
+    path: str
+    retired_at: float
+    generation: int
+
+
+@dataclass
+class _State:
+    files: list[str] = field(default_factory=list)
+    retired: list[_Retired] = field(default_factory=list)
+
+
+class Dataset:
+    def __init__(
+        self, name: str, schema: pa.Schema, storage: Storage, wal_dir: Path, *, gc_grace_s: float
+    ) -> None:
+        self.name = name
+        self.schema = schema
+        self.storage = storage
+        self.gc_grace_s = gc_grace_s
+        self.wal = WriteAheadLog(wal_dir / name, schema)
+        self._lock = threading.RLock()
+        self._buffer: dict[str, dict[str, Any]] = {}
+        self._buffered_since: float | None = None
+        self._state = _State()
+        self._generation = 0
+        self._readers: dict[int, int] = {}  # snapshot token -> generation it saw
+        self._tokens = itertools.count(1)
+        self._buffer_table: pa.Table | None = None
+
+    # ---- start ---------------------------------------------------------------------------
+
+    @property
+    def manifest_path(self) -> str:
+        return f"{self.name}/_manifest.json"
+
+    def open(self) -> None:
+        self.storage.clear_staging(self.name)
+        manifest = self.storage.read_json(self.manifest_path)
+        if manifest is None:
+            self.storage.write_parquet(self.schema.empty_table(), f"{self.name}/{EMPTY_FILE}")
+            manifest = {"files": [f"{self.name}/{EMPTY_FILE}"], "retired": []}
+            self.storage.write_json(manifest, self.manifest_path)
+        self._state = _State(
+            files=list(manifest["files"]),
+            retired=[_Retired(r["path"], 0.0, 0) for r in manifest.get("retired", [])],
+        )
+        live = set(self._state.files) | {r.path for r in self._state.retired}
+        for orphan in set(self.storage.list_parquet(self.name)) - live:
+            self.storage.delete(orphan)  # published but never listed: its rows are in the WAL
+        replayed = 0
+        for row in self.wal.replay():
+            self._buffer.setdefault(row["id"], row)
+            replayed += 1
+        if self._buffer:
+            self._buffered_since = 0.0  # flush replayed rows at the first chance
+        self.replayed = replayed
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        """Durable when it returns: in the WAL (fsynced) and visible to readers."""
+        if not rows:
+            return
+        with self._lock:
+            self.wal.append(rows)
+            for row in rows:
+                self._buffer.setdefault(row["id"], row)
+            self._buffer_table = None
+            if self._buffered_since is None:
+                self._buffered_since = time.monotonic()
+
+    def flush_due(self, max_rows: int, max_age_s: float) -> bool:
+        with self._lock:
+            if not self._buffer:
+                return False
+            age = time.monotonic() - (self._buffered_since or 0.0)
+            return len(self._buffer) >= max_rows or age >= max_age_s
+
+    def flush(self) -> int:
+        """Publish every buffered row; return how many new rows reached Parquet."""
+        with self._lock:
+            sealed = self.wal.seal()
+            pending = dict(self._buffer)
+            files = list(self._state.files)
+        if not pending:
+            self.wal.drop(sealed)
+            return 0
+        table = self._to_table(list(pending.values()))
+        day = pc.strftime(table.column("created_at"), format="%Y-%m-%d")
+        days = set(day.to_pylist())
+        same_days = [f for f in files if f.split("/")[1].removeprefix("date=") in days]
+        table, day = self._without_published(table, day, same_days)
+        new_files = []
+        if table.num_rows:
+            for date in sorted(days):
+                part = table.filter(pc.equal(day, date)).sort_by(
+                    [("created_at", "descending"), ("id", "descending")]
+                )
+                path = f"{self.name}/date={date}/part-{_stamp()}.parquet"
+                self.storage.write_parquet(part, path)
+                new_files.append(path)
+        with self._lock:
+            if new_files:
+                self._state.files.extend(new_files)
+                self._write_manifest()
+            for key, row in pending.items():
+                if self._buffer.get(key) is row:
+                    del self._buffer[key]
+            self._buffer_table = None
+            self._buffered_since = time.monotonic() if self._buffer else None
+        self.wal.drop(sealed)
+        return table.num_rows
+
+    def _without_published(
+        self, table: pa.Table, day: pa.Array, files: list[str]
+    ) -> tuple[pa.Table, pa.Array]:
+        """Drop rows whose id is already in Parquet (a replay after a crash mid-flush)."""
+        if not files:
+            return table, day
+        cursor = _connection().cursor()
+        try:
+            cursor.register("pending_ids", table.select(["id"]))
+            source, params = self.source_sql(cursor, files, "published")
+            published = cursor.execute(
+                f"SELECT id FROM {source} WHERE id IN (SELECT id FROM pending_ids)", params
+            ).fetchall()
+        finally:
+            cursor.close()
+        if not published:
+            return table, day
+        keep = pc.invert(pc.is_in(table.column("id"), pa.array([row[0] for row in published])))
+        return table.filter(keep), day.filter(keep)
+
+    def _to_table(self, rows: list[dict[str, Any]]) -> pa.Table:
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+    def _write_manifest(self) -> None:
+        retired = [{"path": r.path} for r in self._state.retired]
+        self.storage.write_json(
+            {"files": self._state.files, "retired": retired}, self.manifest_path
+        )
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            if self._buffer_table is None:
+                self._buffer_table = self._to_table(list(self._buffer.values()))
+            token = next(self._tokens)
+            self._readers[token] = self._generation
+            return Snapshot(list(self._state.files), self._buffer_table, token)
+
+    def release(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._readers.pop(snapshot.token, None)
+
+    def source_sql(
+        self, cursor: duckdb.DuckDBPyConnection, files: list[str], name: str
+    ) -> tuple[str, list[Any]]:
+        """A FROM-clause source over published files, and its parameters, for this cursor.
+
+        Local files go to DuckDB's own Parquet reader; other filesystems are handed over as
+        an Arrow dataset (DuckDB scans it with projection and filter pushdown).
+        """
+        if self.storage.local:
+            full = [self.storage.full(f) for f in files]
+            return "read_parquet(?::VARCHAR[], hive_partitioning = false)", [full]
+        dataset = pads.dataset(
+            [self.storage.full(f) for f in files],
+            schema=self.schema,
+            format="parquet",
+            filesystem=self.storage.fs,
+        )
+        cursor.register(name, dataset)
+        return name, []
+
+    # ---- compaction and clean-up ---------------------------------------------------------
+
+    def compact(self, min_files: int) -> int:
+        """Merge each day's small files into one sorted file; return files replaced."""
+        with self._lock:
+            files = [f for f in self._state.files if not f.endswith(EMPTY_FILE)]
+        by_day: dict[str, list[str]] = {}
+        for path in files:
+            by_day.setdefault(path.split("/")[1], []).append(path)
+        replaced = 0
+        for day, day_files in sorted(by_day.items()):
+            if len(day_files) < min_files:
+                continue
+            table = self.storage.read_table(day_files).sort_by(
+                [("created_at", "descending"), ("id", "descending")]
+            )
+            merged = f"{self.name}/{day}/compacted-{_stamp()}.parquet"
+            self.storage.write_parquet(table.cast(self.schema), merged)
+            with self._lock:
+                self._generation += 1
+                keep = [f for f in self._state.files if f not in set(day_files)]
+                self._state.files = [*keep, merged]
+                now = time.monotonic()
+                self._state.retired += [_Retired(f, now, self._generation) for f in day_files]
+                self._write_manifest()
+            replaced += len(day_files)
+        return replaced
+
+    def collect_garbage(self) -> int:
+        """Delete retired files no reader can be using: past the grace period (for readers
+        outside this process) and older than every snapshot still open here."""
+        with self._lock:
+            oldest_reader = min(self._readers.values(), default=None)
+            now = time.monotonic()
+            doomed = [
+                r
+                for r in self._state.retired
+                if now - r.retired_at >= self.gc_grace_s
+                and (oldest_reader is None or oldest_reader >= r.generation)
+            ]
+            if not doomed:
+                return 0
+            self._state.retired = [r for r in self._state.retired if r not in doomed]
+            self._write_manifest()
+        for retired in doomed:
+            self.storage.delete(retired.path)
+        return len(doomed)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "files": len(self._state.files),
+                "retired": len(self._state.retired),
+                "buffered": len(self._buffer),
+                "wal_segments": len(self.wal.segments()),
+            }
+
+    def close(self) -> None:
+        self.wal.close()
+
+
+_shared: duckdb.DuckDBPyConnection | None = None
+_shared_lock = threading.Lock()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per process; each query takes its own cursor (thread-safe)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = duckdb.connect()
+        return _shared
+
+
+def _stamp() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"

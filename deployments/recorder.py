@@ -1,0 +1,103 @@
+"""Recorder deployment: the persistence actor (one replica: one writer per storage root).
+
+An inference is acknowledged once its billing event (and, unless `store: false`, its history
+row) is in the write-ahead log; concurrent records share one fsync (`@serve.batch` as group
+commit). Parquet flushes, compaction and clean-up run in the background, off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ray import serve
+
+from app.config import HistoryConfig
+from app.history.records import to_wire
+from app.history.store import HistoryStore, InferenceFilters
+
+logger = logging.getLogger("ray.serve")
+MAINTENANCE_TICK_S = 0.5
+
+
+@dataclass(frozen=True)
+class _Entry:
+    billing: dict[str, Any]
+    history: dict[str, Any] | None
+
+
+class Recorder:
+    async def __init__(self, config: HistoryConfig) -> None:
+        self._config = config
+        store = HistoryStore(config.storage_root, config.wal_dir, gc_grace_s=config.gc_grace_s)
+        self._store = await asyncio.to_thread(store.open)
+        replayed = {name: d.replayed for name, d in self._store.datasets.items()}
+        logger.info("history at %s opened; WAL rows replayed: %s", config.storage_root, replayed)
+        self._maintenance = asyncio.create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        last_compaction = time.monotonic()
+        while True:
+            await asyncio.sleep(MAINTENANCE_TICK_S)
+            try:
+                await asyncio.to_thread(
+                    self._store.flush, self._config.flush_records, self._config.flush_interval_s
+                )
+                if time.monotonic() - last_compaction >= self._config.compact_interval_s:
+                    last_compaction = time.monotonic()
+                    await asyncio.to_thread(self._store.compact, self._config.compact_min_files)
+                await asyncio.to_thread(self._store.collect_garbage)
+            except Exception:  # the WAL still holds every row; retry next tick
+                logger.exception("history maintenance failed; will retry")
+
+    # ---- writes --------------------------------------------------------------------------
+
+    async def record(self, billing: dict[str, Any], history: dict[str, Any] | None) -> bool:
+        """Durable when it returns. False: billed, but the history row could not be kept."""
+        return await self._commit(_Entry(billing, history))
+
+    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.0)
+    async def _commit(self, entries: list[_Entry]) -> list[bool]:
+        # Billing first and on its own: a history failure must never lose a bill.
+        await asyncio.to_thread(self._store.billing.append, [e.billing for e in entries])
+        history = [e.history for e in entries if e.history is not None]
+        try:
+            await asyncio.to_thread(self._store.inferences.append, history)
+        except Exception:
+            logger.exception("history append failed for %d rows (billing kept)", len(history))
+            return [e.history is None for e in entries]
+        return [True] * len(entries)
+
+    async def add_feedback(self, row: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._store.feedback.append, [row])
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def list_inferences(self, filters: InferenceFilters) -> tuple[list[dict], int]:
+        rows, total = await asyncio.to_thread(self._store.list_inferences, filters)
+        return [to_wire(row) for row in rows], total
+
+    async def get_inference(self, inference_id: str, project_id: str | None) -> dict | None:
+        row = await asyncio.to_thread(self._store.get_inference, inference_id, project_id)
+        return to_wire(row) if row else None
+
+    async def get_feedback(self, inference_id: str, project_id: str | None) -> dict | None:
+        row = await asyncio.to_thread(self._store.get_feedback, inference_id, project_id)
+        return to_wire(row) if row else None
+
+    async def usage(self, project_id: str | None, since: Any, until: Any) -> list[dict]:
+        return await asyncio.to_thread(self._store.usage, project_id, since, until)
+
+    # ---- operations (tests, tools) -------------------------------------------------------
+
+    async def flush(self) -> dict[str, int]:
+        return await asyncio.to_thread(self._store.flush)
+
+    async def compact(self, min_files: int = 2) -> dict[str, int]:
+        return await asyncio.to_thread(self._store.compact, min_files)
+
+    async def stats(self) -> dict[str, Any]:
+        return self._store.stats()
