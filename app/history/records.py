@@ -79,7 +79,7 @@ FEEDBACK = pa.schema(
 )
 
 SCHEMAS = {"inferences": INFERENCES, "billing": BILLING, "feedback": FEEDBACK}
-JSON_FIELDS = {"input", "output", "metadata", "corrected_output"}
+JSON_FIELDS = {"input", "output", "metadata", "corrected_output", "human_corrected_output"}
 
 # Schema sections -> task names (docs: extract_entities, classify_text, extract_json, ...).
 # A combined schema joins them with "+" in this order, e.g. "extract_entities+classify_text".
