@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from app.history.storage import Storage
 from app.history.wal import WriteAheadLog
 
 EMPTY_FILE = "date=1970-01-01/empty.parquet"  # zero rows: a reader's file list is never empty
+RECENT_IDS = 200_000  # ids published by this process that a late duplicate is checked against
 
 
 @dataclass
@@ -69,6 +71,10 @@ class Dataset:
         self._readers: dict[int, int] = {}  # snapshot token -> generation it saw
         self._tokens = itertools.count(1)
         self._buffer_table: pa.Table | None = None
+        self._replayed: set[str] = set()  # ids recovered from the WAL: maybe published already
+        self._recent: set[str] = set()  # recently published ids (a retried append is dropped)
+        self._recent_order: deque[str] = deque()
+        self.replayed = 0
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -90,13 +96,12 @@ class Dataset:
         live = set(self._state.files) | {r.path for r in self._state.retired}
         for orphan in set(self.storage.list_parquet(self.name)) - live:
             self.storage.delete(orphan)  # published but never listed: its rows are in the WAL
-        replayed = 0
         for row in self.wal.replay():
             self._buffer.setdefault(row["id"], row)
-            replayed += 1
+        self._replayed = set(self._buffer)
+        self.replayed = len(self._replayed)
         if self._buffer:
             self._buffered_since = 0.0  # flush replayed rows at the first chance
-        self.replayed = replayed
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -125,14 +130,21 @@ class Dataset:
             sealed = self.wal.seal()
             pending = dict(self._buffer)
             files = list(self._state.files)
+            late = [key for key in pending if key in self._recent]
+            for key in late:  # appended again after it was published: drop the copy
+                del pending[key]
+                del self._buffer[key]
         if not pending:
             self.wal.drop(sealed)
             return 0
         table = self._to_table(list(pending.values()))
         day = pc.strftime(table.column("created_at"), format="%Y-%m-%d")
         days = set(day.to_pylist())
-        same_days = [f for f in files if f.split("/")[1].removeprefix("date=") in days]
-        table, day = self._without_published(table, day, same_days)
+        if self._replayed & pending.keys():
+            # Only rows replayed from the WAL can be in Parquet already (a crash after the
+            # manifest, before the segment was dropped); rows appended since cannot.
+            same_days = [f for f in files if f.split("/")[1].removeprefix("date=") in days]
+            table, day = self._without_published(table, day, same_days)
         new_files = []
         if table.num_rows:
             for date in sorted(days):
@@ -149,10 +161,18 @@ class Dataset:
             for key, row in pending.items():
                 if self._buffer.get(key) is row:
                     del self._buffer[key]
+            self._replayed -= pending.keys()
+            self._remember(table.column("id").to_pylist())
             self._buffer_table = None
             self._buffered_since = time.monotonic() if self._buffer else None
         self.wal.drop(sealed)
         return table.num_rows
+
+    def _remember(self, ids: list[str]) -> None:
+        self._recent.update(ids)
+        self._recent_order.extend(ids)
+        while len(self._recent_order) > RECENT_IDS:
+            self._recent.discard(self._recent_order.popleft())
 
     def _without_published(
         self, table: pa.Table, day: pa.Array, files: list[str]
@@ -230,8 +250,10 @@ class Dataset:
         for day, day_files in sorted(by_day.items()):
             if len(day_files) < min_files:
                 continue
-            table = self.storage.read_table(day_files).sort_by(
-                [("created_at", "descending"), ("id", "descending")]
+            table = _first_per_id(
+                self.storage.read_table(day_files).sort_by(
+                    [("created_at", "descending"), ("id", "descending")]
+                )
             )
             merged = f"{self.name}/{day}/compacted-{_stamp()}.parquet"
             self.storage.write_parquet(table.cast(self.schema), merged)
@@ -289,6 +311,16 @@ def _connection() -> duckdb.DuckDBPyConnection:
         if _shared is None:
             _shared = duckdb.connect()
         return _shared
+
+
+def _first_per_id(table: pa.Table) -> pa.Table:
+    """Keep one row per id (a last line of defence: flushes already dedupe)."""
+    seen: set[str] = set()
+    keep = []
+    for key in table.column("id").to_pylist():
+        keep.append(key not in seen)
+        seen.add(key)
+    return table if all(keep) else table.filter(pa.array(keep))
 
 
 def _stamp() -> str:

@@ -68,16 +68,26 @@ class WriteAheadLog:
                 os.close(fd)
 
     def replay(self) -> Iterator[dict[str, Any]]:
-        for segment in self.segments():
-            for line in segment.read_bytes().splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # torn tail of a crashed append: never acknowledged
-                for name in self._timestamps:
-                    if isinstance(row.get(name), str):
-                        row[name] = datetime.fromisoformat(row[name])
-                yield row
+        yield from _read(self.segments(), self._timestamps)
 
     def close(self) -> None:
         self._handle.close()
+
+
+def _read(segments: list[Path], timestamps: list[str]) -> Iterator[dict[str, Any]]:
+    for segment in segments:
+        for line in segment.read_bytes().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # torn tail of a crashed append: never acknowledged
+            for name in timestamps:
+                if isinstance(row.get(name), str):
+                    row[name] = datetime.fromisoformat(row[name])
+            yield row
+
+
+def read_segments(directory: Path, schema: pa.Schema) -> Iterator[dict[str, Any]]:
+    """Read a WAL folder without writing to it (for readers beside a running server)."""
+    timestamps = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    yield from _read(sorted(directory.glob("*.jsonl")), timestamps)

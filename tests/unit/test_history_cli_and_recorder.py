@@ -1,0 +1,78 @@
+"""The ad-hoc SQL tools, and the Recorder's promise that a bill survives a history failure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from app.config import HistoryConfig
+from app.history.__main__ import VIEWS_SQL, connect, main
+from app.history.store import HistoryStore
+from deployments.recorder import Recorder, _Entry
+from tests.unit.test_history_store import bill, row
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    store = HistoryStore(str(tmp_path), None).open()
+    store.inferences.append([row(i) for i in range(3)])
+    store.billing.append([bill(i) for i in range(3)])
+    store.flush()
+    store.inferences.append([row(i) for i in range(3, 5)])  # still only in the WAL
+    store.close()
+    return tmp_path
+
+
+def test_sql_views_see_published_and_unflushed_rows(root: Path) -> None:
+    con = connect(root)
+    assert con.execute("SELECT count(*) FROM inferences").fetchone() == (5,)
+    assert con.execute("SELECT count(DISTINCT id) FROM inferences").fetchone() == (5,)
+    assert con.execute("SELECT sum(input_tokens) FROM billing").fetchone() == (30,)
+    assert con.execute("SELECT count(*) FROM feedback").fetchone() == (0,)
+
+
+def test_views_sql_runs_in_a_plain_duckdb_from_the_root(root: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        con = duckdb.connect()
+        con.execute(VIEWS_SQL.read_text())
+        assert con.execute("SELECT count(*) FROM inferences").fetchone() == (3,)  # published
+        assert "date" in [c[0] for c in con.execute("DESCRIBE inferences").fetchall()]
+    finally:
+        os.chdir(cwd)
+
+
+def test_cli_sql_usage_and_compact(root: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["--root", str(root), "sql", "SELECT count(*) AS n FROM inferences"])
+    assert "5" in capsys.readouterr().out
+    main(["--root", str(root), "usage"])
+    assert "30" in capsys.readouterr().out
+    main(["--root", str(root), "compact"])
+    held = HistoryStore(str(root), None).open()
+    with pytest.raises(SystemExit, match="compacts on its own"):
+        main(["--root", str(root), "compact"])
+    held.close()
+
+
+def test_a_history_failure_never_loses_the_bill(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[bool], int, int]:  # the batch body, without Serve
+        recorder = Recorder.__new__(Recorder)
+        await recorder.__init__(HistoryConfig(storage_root=str(tmp_path)))
+
+        def broken(rows: list[dict]) -> None:
+            raise OSError("disk full")
+
+        recorder._store.inferences.append = broken  # type: ignore[method-assign]
+        acks = await recorder._write([_Entry(bill(1), row(1)), _Entry(bill(2), None)])
+        recorder._maintenance.cancel()
+        store = recorder._store
+        return list(acks), store.count("billing"), store.count("inferences")
+
+    acks, bills, records = asyncio.run(scenario())
+    assert acks == [False, True]  # the stored one reports its history loss; store:false is fine
+    assert bills == 2 and records == 0
