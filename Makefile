@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu clean
+.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ test-gpu: install
 
 bench-gpu: models
 	$(BIN)/python bench/encoder_gpu.py
+
+bench-history: install
+	$(BIN)/python bench/history_bench.py
 
 lint: install
 	$(BIN)/ruff check .

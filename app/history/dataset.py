@@ -250,9 +250,11 @@ class Dataset:
         for day, day_files in sorted(by_day.items()):
             if len(day_files) < min_files:
                 continue
+            # Sorted by model, then newest first, in row groups small enough that a model
+            # filter skips most of the file on its min/max statistics.
             table = _first_per_id(
                 self.storage.read_table(day_files).sort_by(
-                    [("created_at", "descending"), ("id", "descending")]
+                    [("model_id", "ascending"), ("created_at", "descending"), ("id", "descending")]
                 )
             )
             merged = f"{self.name}/{day}/compacted-{_stamp()}.parquet"

@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 STAGING = "_staging"
+ROW_GROUP = 32_768  # rows: small enough for DuckDB to skip groups on min/max statistics
 
 
 def _fsync_dir(path: Path) -> None:
@@ -65,9 +66,11 @@ class Storage:
 
     def write_parquet(self, table: pa.Table, relative: str) -> None:
         if not self.local:
-            pq.write_table(table, self.full(relative), filesystem=self.fs)
+            pq.write_table(table, self.full(relative), filesystem=self.fs, row_group_size=ROW_GROUP)
             return
-        self._publish_local(relative, lambda handle: pq.write_table(table, handle))
+        self._publish_local(
+            relative, lambda handle: pq.write_table(table, handle, row_group_size=ROW_GROUP)
+        )
 
     def write_json(self, data: Any, relative: str) -> None:
         payload = json.dumps(data, indent=1).encode()

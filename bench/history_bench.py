@@ -1,0 +1,187 @@
+"""History at scale: write N records, then time GET /inferences against DuckDB on one file.
+
+1. Writes N records (default 1,000,000) through the Recorder's own write path
+   (`HistoryStore`: WAL append with one fsync per group of 256, Parquet flushes), reports
+   records/s, then compacts.
+2. Starts the real Ray Serve app on that storage root and times `GET /inferences` with a
+   model_id + task filter over HTTP (p50, p90), against the same query run by DuckDB
+   directly on the one compacted Parquet file, in the same run. The ratio is the figure.
+
+    python bench/history_bench.py [--records 1000000] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from app.history.store import HistoryStore, InferenceFilters  # noqa: E402
+
+MODELS = [f"org/model-{i}" for i in range(20)]
+TASKS = ["extract_entities", "classify_text", "extract_entities+classify_text", "extract_json"]
+GROUP = 256  # rows per WAL append: what the Recorder's group commit gathers under load
+
+
+def make_rows(count: int, start: datetime, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        rows.append(
+            {
+                "id": str(uuid.UUID(int=rng.getrandbits(128))),
+                "user_id": "key_bench",
+                "api_key_id": "key_bench",
+                "model_id": rng.choice(MODELS),
+                "model_name": "bench",
+                "task": rng.choice(TASKS),
+                "input": json.dumps({"text": f"text number {i}", "schema": {"entities": ["a"]}}),
+                "output": json.dumps({"entities": {"a": [f"t{i}"]}}),
+                "latency_ms": rng.randint(5, 500),
+                "tokens": 12,
+                "input_tokens": 12,
+                "output_tokens": 0,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "source": "api",
+                "format": "native",
+                "status": "success",
+                "created_at": start + timedelta(milliseconds=i),
+                "project_id": "project-alpha",
+                "training_job_id": None,
+                "provider": "self-hosted",
+                "base_model": "org/base",
+                "metadata": "{}",
+            }
+        )
+    return rows
+
+
+def write(root: Path, count: int, flush_records: int) -> dict:
+    store = HistoryStore(str(root), None).open()
+    rows = make_rows(count, datetime(2026, 11, 26, tzinfo=UTC))
+    started = time.perf_counter()
+    for offset in range(0, count, GROUP):
+        store.inferences.append(rows[offset : offset + GROUP])
+        if store.inferences.flush_due(flush_records, 3600):
+            store.inferences.flush()
+    store.inferences.flush()
+    write_s = time.perf_counter() - started
+    files = store.inferences.stats()["files"]
+    started = time.perf_counter()
+    store.compact(min_files=2)
+    store.collect_garbage()
+    compact_s = time.perf_counter() - started
+    compacted = [f for f in store.inferences.snapshot().files if "compacted" in f]
+    store.close()
+    return {
+        "records": count,
+        "write_s": round(write_s, 2),
+        "records_per_s": round(count / write_s),
+        "files_before_compaction": files,
+        "compact_s": round(compact_s, 2),
+        "compacted_file": str(root / compacted[0]),
+    }
+
+
+def p(values: list[float], q: float) -> float:
+    return round(statistics.quantiles(values, n=100)[int(q) - 1], 2)
+
+
+def direct(compacted: str, model: str, task: str, requests: int) -> list[float]:
+    import duckdb
+
+    con = duckdb.connect()
+    where = "model_id = ? AND (task = ? OR list_contains(string_split(task, '+'), ?))"
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        con.execute(
+            f"SELECT count(*) FROM read_parquet(?) WHERE {where}", [compacted, model, task, task]
+        ).fetchone()
+        con.execute(
+            f"SELECT * FROM read_parquet(?) WHERE {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT 100",
+            [compacted, model, task, task],
+        ).fetchall()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def over_http(root: Path, model: str, task: str, requests: int) -> tuple[list[float], int]:
+    import httpx
+    import ray
+    from ray import serve
+
+    from app.builder import build_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(
+        build_app({"config": str(ROOT / "configs" / "test.yaml"), "storage_root": str(root)}),
+        name="bench",
+        route_prefix="/",
+    )
+    headers = {"X-API-Key": "pio_sk_test_alpha"}
+    params = {"model_id": model, "task": task, "limit": 100}
+    timings = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as http:
+        total = http.get("/inferences", params=params).json()["total"]  # warm-up
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = http.get("/inferences", params=params)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+    serve.shutdown()
+    ray.shutdown()
+    return timings, total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--flush-records", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "history"
+        report = write(root, args.records, args.flush_records)
+        print(json.dumps(report), flush=True)
+        model, task = MODELS[3], "classify_text"
+        direct_ms = direct(report["compacted_file"], model, task, args.requests)
+        http_ms, total = over_http(root, model, task, args.requests)
+        check = HistoryStore(str(root), None).open()
+        rows, expected = check.list_inferences(InferenceFilters(model_id=model, task=task))
+        check.close()
+        assert total == expected and len(rows) == 100
+        report |= {
+            "filter": {"model_id": model, "task": task, "matching": total},
+            "direct_duckdb_ms": {"p50": p(direct_ms, 50), "p90": p(direct_ms, 90)},
+            "http_get_inferences_ms": {"p50": p(http_ms, 50), "p90": p(http_ms, 90)},
+        }
+        report["http_over_direct_p50"] = round(
+            report["http_get_inferences_ms"]["p50"] / report["direct_duckdb_ms"]["p50"], 2
+        )
+        del report["compacted_file"]
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
