@@ -66,6 +66,7 @@ class Storage:
 
     def write_parquet(self, table: pa.Table, relative: str) -> None:
         if not self.local:
+            self._make_parent(relative)
             pq.write_table(table, self.full(relative), filesystem=self.fs, row_group_size=ROW_GROUP)
             return
         self._publish_local(
@@ -75,10 +76,15 @@ class Storage:
     def write_json(self, data: Any, relative: str) -> None:
         payload = json.dumps(data, indent=1).encode()
         if not self.local:
+            self._make_parent(relative)
             with self.fs.open_output_stream(self.full(relative)) as out:
                 out.write(payload)
             return
         self._publish_local(relative, lambda handle: handle.write(payload))
+
+    def _make_parent(self, relative: str) -> None:
+        # Object stores have no folders (a no-op there); hierarchical filesystems need them.
+        self.fs.create_dir(self.full(relative).rsplit("/", 1)[0], recursive=True)
 
     def _publish_local(self, relative: str, write: Any) -> None:
         final = Path(self.full(relative))

@@ -272,3 +272,23 @@ def test_dataset_names_its_files_by_day(tmp_path: Path) -> None:
     assert days == ["date=1970-01-01", "date=2026-11-23", "date=2026-11-26"]
     assert isinstance(store.inferences, Dataset)
     store.close()
+
+
+def test_a_pyarrow_filesystem_root_works_end_to_end(tmp_path: Path) -> None:
+    """An object-store-like root (Arrow's in-memory mock://), as s3:// would be on a cluster."""
+    store = HistoryStore("mock:///bucket/history", str(tmp_path / "wal"), gc_grace_s=0.0).open()
+    assert not store.storage.local
+    _many_small_files(store, files=3, per_file=4)
+    store.inferences.append([row(100)])  # still buffered
+    expected = store.list_inferences(InferenceFilters(limit=500))
+    assert expected[1] == 13
+    assert store.compact(min_files=2)["inferences"] == 6
+    assert store.list_inferences(InferenceFilters(limit=500)) == expected
+    assert store.collect_garbage()["inferences"] == 6
+    assert ids(store, model_id="m1")
+    store.close()
+
+
+def test_a_remote_root_needs_a_local_wal() -> None:
+    with pytest.raises(ValueError, match="wal_dir"):
+        HistoryStore("mock:///bucket/history", None)
