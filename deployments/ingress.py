@@ -20,13 +20,14 @@ class Ingress:
         self,
         resolver: DeploymentHandle,
         encoder: DeploymentHandle,
+        decoders: dict[str, DeploymentHandle],
         recorder: DeploymentHandle,
         auth: AuthConfig,
         limits: LimitsConfig,
     ) -> None:
         install(
             ServerState(
-                gateway=InferenceGateway(resolver, encoder, recorder),
+                gateway=InferenceGateway(resolver, encoder, decoders, recorder),
                 authenticator=Authenticator(load_keys(auth)),
                 limits=limits,
             )

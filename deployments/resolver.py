@@ -25,6 +25,7 @@ class ModelResolver:
         jobs_path: str,
         allow_hub_downloads: bool,
         preload: list[str],
+        deployed_decoders: list[str] | None = None,
     ) -> None:
         self._catalog: Catalog = load_catalog(Path(catalog_path))
         self._jobs_path = Path(jobs_path)
@@ -34,6 +35,7 @@ class ModelResolver:
         self._allow_downloads = allow_hub_downloads
         self._preload = list(preload)
         self._loaded: dict[str, tuple[float, set[str]]] = {}
+        self._deployed_decoders = set(deployed_decoders or [])
 
     def _refresh_jobs(self) -> None:
         """Re-read the job registry when the file changes: new jobs need no restart."""
@@ -70,13 +72,25 @@ class ModelResolver:
             engine=base.engine,
             model_key=job.id,
             display_name=job.display_name or f"{base.display_name} (job {job.id})",
-            local_dir=str(job.artifact_dir),
+            local_dir=str(job.artifact_dir or base.weights.local_dir or ""),
+            hub_id=None if job.artifact_dir else base.weights.hub_id,
+            adapter_dir=str(job.adapter_dir) if job.adapter_dir else None,
             training_job_id=job.id,
             input_price_per_million=base.input_price_per_million,
             output_price_per_million=base.output_price_per_million,
         )
 
     def _availability(self, model: ResolvedModel) -> tuple[str, str]:
+        if model.kind == "decoder" and model.model_id not in self._deployed_decoders:
+            return "not_deployed", (
+                f"Model {model.requested_id!r} is in the catalog but this server runs no engine "
+                f"for it: add {model.model_id!r} to decoder.models in the server config."
+            )
+        if model.adapter_dir and not (Path(model.adapter_dir) / "adapter_config.json").exists():
+            return "missing", (
+                f"Job {model.requested_id!r} has no LoRA adapter at {model.adapter_dir}. Build "
+                "the offline models with `make models`, or fix adapter_dir in the job registry."
+            )
         where = locate(
             local_dir=model.local_dir,
             hub_id=model.hub_id,

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from app.models.gliner2_builders import BUILDERS
+from app.models import BUILDERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or sorted(BUILDERS):
         builder = BUILDERS[name]
         target = args.out / builder.relative_dir
-        if (target / "config.json").exists() and not args.force:
+        if builder.built(args.out) and not args.force:
             print(f"{name}: present at {target}")
             continue
         builder.build(target, args.out)

