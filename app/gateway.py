@@ -6,16 +6,21 @@ route's format renders.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+from app.generation import DISCONNECTED, GenerationTally
 from app.history import records
 from app.protocol import (
     ApiError,
     ApiException,
     ExtractionCall,
     ExtractionOutcome,
+    GenerationCall,
+    GenerationEvent,
     InferenceRequest,
     InferenceResult,
     ResolvedModel,
@@ -29,6 +34,9 @@ def _backend_down(what: str, exc: Exception) -> ApiException:
     return ApiException(
         ApiError(503, "backend_unavailable", f"The {what} is unavailable right now; retry shortly.")
     )
+
+
+_pending: set[asyncio.Future] = set()  # records finishing after their client went away
 
 
 class InferenceGateway:
@@ -67,7 +75,12 @@ class InferenceGateway:
                 request, created_at, model=model, input_tokens=result.input_tokens
             ),
             history=records.inference_row(
-                request, created_at, result=result, model=model, latency_ms=result.latency_ms
+                request,
+                created_at,
+                model=model,
+                output=result.results if request.batched else result.results[0],
+                input_tokens=result.input_tokens,
+                latency_ms=result.latency_ms,
             ),
         )
         return result
@@ -140,21 +153,118 @@ class InferenceGateway:
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    async def generate_unsupported(self, model_id: str) -> None:
-        """Decoder generation arrives with the vLLM deployment; say so precisely."""
-        model = await self.resolve(model_id)
-        if model.kind == "encoder":
+    async def generate(
+        self, request: InferenceRequest, tally: GenerationTally
+    ) -> AsyncIterator[GenerationEvent]:
+        """Engine events as they come. The first is GenerationStarted or an ApiException is
+        raised (so a caller can still answer with a plain error); after that, errors arrive
+        as ApiError events. Recorded and billed when the stream ends, however it ends."""
+        started = time.perf_counter()
+        created_at = records.now()
+        model: ResolvedModel | None = None
+        try:
+            model = await self.resolve(request.model_id)
+            stream = self._open_stream(request, model)
+            first = await anext(stream)
+        except ApiException as exc:
+            await self._record_failure(request, created_at, model, exc.error, 0.0)
+            raise
+        except StopAsyncIteration:
+            error = ApiError.internal("the decoder returned nothing")
+            await self._record_failure(request, created_at, model, error, 0.0)
+            raise ApiException(error) from None
+        if isinstance(first, ApiError):
+            stream.cancel()
+            await self._record_failure(request, created_at, model, first, 0.0)
+            raise ApiException(first)
+        tally.add(first)
+        ended = False
+        try:
+            yield first
+            async for event in stream:
+                tally.add(event)
+                yield event
+            ended = True
+        finally:
+            if not ended:
+                stream.cancel()  # reaches the replica as a cancellation: vLLM aborts
+                tally.error = tally.error or DISCONNECTED
+            # Shielded: a disconnect cancels this task, and the bill must still be written.
+            record = asyncio.ensure_future(
+                self._record_generation(request, created_at, model, tally, started)
+            )
+            try:
+                await asyncio.shield(record)
+            except (asyncio.CancelledError, ApiException):
+                if not ended:
+                    _pending.add(record)
+                    record.add_done_callback(_pending.discard)
+                else:
+                    raise
+
+    def _open_stream(self, request: InferenceRequest, model: ResolvedModel) -> Any:
+        if model.kind != "decoder":
             raise ApiException(
                 ApiError.invalid(
-                    f"Model {model_id!r} is an encoder (GLiNER2): send text and schema, "
-                    "not task 'generate' with messages.",
-                    "model_id",
+                    f"Model {request.model_id!r} is an encoder (GLiNER2): it extracts with a "
+                    "schema and does not generate text.",
+                    "model",
                     status=400,
                 )
             )
-        raise ApiException(
-            ApiError(501, "not_implemented", "Decoder generation is not served yet.")
+        handle = self._decoders.get(model.model_id)
+        if handle is None:
+            raise ApiException(ApiError.model_unavailable(f"{model.model_id!r} is not deployed."))
+        call = GenerationCall(
+            model, request.prompt, request.messages, request.sampling, request.inference_id
         )
+        try:
+            return handle.options(stream=True).generate.remote(call)
+        except Exception as exc:
+            raise _backend_down("decoder deployment", exc) from exc
+
+    async def _record_generation(
+        self,
+        request: InferenceRequest,
+        created_at: Any,
+        model: ResolvedModel | None,
+        tally: GenerationTally,
+        started: float,
+    ) -> None:
+        latency = (time.perf_counter() - started) * 1000
+        await self._record(
+            request,
+            billing=records.billing_row(
+                request,
+                created_at,
+                model=model,
+                input_tokens=tally.prompt_tokens,
+                output_tokens=tally.completion_tokens,
+                failed=tally.error is not None,
+            ),
+            history=records.inference_row(
+                request,
+                created_at,
+                model=model,
+                output=tally.output(request.sampling.n),
+                input_tokens=tally.prompt_tokens,
+                output_tokens=tally.completion_tokens,
+                error=tally.error,
+                latency_ms=latency,
+            ),
+        )
+
+    async def count_tokens(self, request: InferenceRequest) -> tuple[ResolvedModel, int]:
+        model = await self.resolve(request.model_id)
+        handle = self._decoders.get(model.model_id)
+        if handle is None:
+            raise ApiException(
+                ApiError.invalid(f"{request.model_id!r} is not a decoder here.", "model", 400)
+            )
+        counted = await handle.count_tokens.remote(request.prompt, request.messages)
+        if isinstance(counted, ApiError):
+            raise ApiException(counted)
+        return model, counted
 
     async def list_models(self, include_jobs: bool) -> list[dict[str, Any]]:
         try:

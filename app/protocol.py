@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Task = Literal["extract", "generate"]
-SourceFormat = Literal["native", "openai", "anthropic"]
+SourceFormat = Literal[
+    "native", "openai.chat", "openai.completions", "openai.responses", "anthropic.messages"
+]
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -10,6 +12,8 @@ from pydantic import ValidationError
 from app.api.auth import Principal, authenticate
 from app.api.errors import read_json
 from app.api.state import current
+from app.generation import GenerationTally
+from app.protocol import ApiException
 from app.translators import native
 from app.wire.native import (
     UNION_TAGS,
@@ -61,8 +65,7 @@ async def run_inference(
     except ValidationError as exc:
         raise body_validation_error(exc) from None
     if isinstance(wire, GenerateInferenceRequest):
-        await state.gateway.generate_unsupported(wire.model_id)
-        raise AssertionError("unreachable")
+        return await _generate(wire, principal)
     internal = native.to_internal(
         wire,
         project_id=principal.project_id,
@@ -72,4 +75,21 @@ async def run_inference(
     result = await state.gateway.extract(internal)
     return JSONResponse(
         native.to_response(result), headers={"X-Inference-Id": internal.inference_id}
+    )
+
+
+async def _generate(wire: GenerateInferenceRequest, principal: Principal) -> JSONResponse:
+    internal = native.generate_to_internal(
+        wire, project_id=principal.project_id, api_key_id=principal.key_id
+    )
+    started = time.perf_counter()
+    tally = GenerationTally()
+    async for _ in current().gateway.generate(internal, tally):
+        pass
+    if tally.error is not None:
+        raise ApiException(tally.error)
+    latency = (time.perf_counter() - started) * 1000
+    return JSONResponse(
+        native.generate_to_response(internal, tally, latency),
+        headers={"X-Inference-Id": internal.inference_id},
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
-from app.protocol import ApiError, InferenceRequest, InferenceResult, ResolvedModel
+from app.protocol import ApiError, InferenceRequest, ResolvedModel
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -97,6 +98,8 @@ ERROR_TYPES = {
     "model_unavailable": "model_not_ready",
     "backend_unavailable": "capacity_exhausted",
     "not_implemented": "model_not_supported",
+    "context_length_exceeded": "validation",
+    "client_disconnected": "timeout",
 }
 
 
@@ -124,18 +127,35 @@ def cost_usd(model: ResolvedModel | None, input_tokens: int, output_tokens: int)
     ) / 1_000_000
 
 
+def request_input(request: InferenceRequest) -> dict[str, Any]:
+    """What ran: the texts and schema, or the messages / prompt and the sampling settings."""
+    if request.task == "generate":
+        sampling = {k: v for k, v in asdict(request.sampling).items() if v not in (None, (), False)}
+        body = {"messages": request.messages} if request.messages is not None else {}
+        if request.prompt is not None:
+            body["prompt"] = request.prompt
+        return {**body, "sampling": sampling}
+    return {
+        "text": request.texts if request.batched else request.texts[0],
+        "schema": request.schema,
+        "threshold": request.options.threshold,
+        "include_confidence": request.options.include_confidence,
+        "include_spans": request.options.include_spans,
+    }
+
+
 def inference_row(
     request: InferenceRequest,
     created_at: datetime,
     *,
-    result: InferenceResult | None = None,
-    model: ResolvedModel | None = None,
+    model: ResolvedModel | None,
+    output: Any = None,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
     error: ApiError | None = None,
     latency_ms: float = 0.0,
 ) -> dict[str, Any]:
     """The history row. Only called when `store` is true: it holds the payload."""
-    input_tokens = result.input_tokens if result else 0
-    output = (result.results if request.batched else result.results[0]) if result else None
     return {
         "id": request.inference_id,
         "user_id": request.api_key_id or "anonymous",
@@ -143,20 +163,12 @@ def inference_row(
         "model_id": request.model_id,
         "model_name": model.display_name if model else None,
         "task": task_name(request),
-        "input": _dumps(
-            {
-                "text": request.texts if request.batched else request.texts[0],
-                "schema": request.schema,
-                "threshold": request.options.threshold,
-                "include_confidence": request.options.include_confidence,
-                "include_spans": request.options.include_spans,
-            }
-        ),
+        "input": _dumps(request_input(request)),
         "output": _dumps(output),
         "latency_ms": round(latency_ms),
-        "tokens": input_tokens,
+        "tokens": input_tokens + output_tokens,
         "input_tokens": input_tokens,
-        "output_tokens": 0,
+        "output_tokens": output_tokens,
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
         "source": "api",
@@ -170,7 +182,11 @@ def inference_row(
         "provider": "self-hosted",
         "base_model": model.model_id if model else None,
         "metadata": _dumps(
-            {"texts": len(request.texts), "model_used": model.model_key if model else None}
+            {
+                "texts": len(request.texts),
+                "stream": request.stream,
+                "model_used": model.model_key if model else None,
+            }
         ),
     }
 

@@ -6,12 +6,14 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from app.generation import GenerationTally
 from app.protocol import (
     ApiError,
     ApiException,
     ExtractOptions,
     InferenceRequest,
     InferenceResult,
+    SamplingOptions,
 )
 from app.translators.schema import to_gliner2_schema
 from app.wire.native import (
@@ -92,4 +94,42 @@ def validation_error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
             {"loc": list(error.get("loc", ())), "msg": error["msg"], "type": error["type"]}
             for error in errors
         ]
+    }
+
+
+def generate_to_internal(
+    wire: GenerateInferenceRequest, *, project_id: str | None, api_key_id: str | None
+) -> InferenceRequest:
+    if wire.messages[-1].role != "user":
+        raise ApiException(ApiError.invalid("the last message must have role 'user'", "messages"))
+    stop = (wire.stop,) if isinstance(wire.stop, str) else tuple(wire.stop or ())
+    return InferenceRequest(
+        model_id=wire.model_id,
+        task="generate",
+        messages=[m.model_dump() for m in wire.messages],
+        sampling=SamplingOptions(
+            max_tokens=wire.max_tokens, temperature=wire.temperature, top_p=wire.top_p, stop=stop
+        ),
+        store=wire.store,
+        project_id=project_id or wire.project_id,
+        api_key_id=api_key_id,
+        source="native",
+    )
+
+
+def generate_to_response(
+    request: InferenceRequest, tally: GenerationTally, latency_ms: float
+) -> dict[str, Any]:
+    return {
+        "type": "decoder",
+        "inference_id": request.inference_id,
+        "completion": tally.text(0),
+        "model_id": request.model_id,
+        "latency_ms": round(latency_ms, 3),
+        "usage": {
+            "prompt_tokens": tally.prompt_tokens,
+            "completion_tokens": tally.completion_tokens,
+            "total_tokens": tally.prompt_tokens + tally.completion_tokens,
+        },
+        "finish_reason": tally.finish_reason(0),
     }

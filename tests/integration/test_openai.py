@@ -1,0 +1,192 @@
+"""The OpenAI-compatible door, driven by the official `openai` SDK, on the real vLLM engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import API_KEY
+
+DECODER = "pioneer-test/llama-tiny-test"
+LORA_JOB = "job_tiny_lora01"
+MESSAGES = [
+    {"role": "system", "content": "You answer briefly."},
+    {"role": "user", "content": "hello world"},
+]
+
+
+@pytest.fixture(scope="module")
+def sdk(server: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
+
+
+def greedy(**extra: Any) -> dict[str, Any]:
+    return {"temperature": 0.0, "max_tokens": 12, **extra}
+
+
+def test_models_list_includes_the_decoder(sdk: openai.OpenAI) -> None:
+    ids = [m.id for m in sdk.models.list()]
+    assert DECODER in ids and LORA_JOB in ids
+    assert sdk.models.retrieve(DECODER).id == DECODER
+
+
+def test_chat_completion(sdk: openai.OpenAI, client: httpx.Client) -> None:
+    answer = sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy())
+    assert answer.object == "chat.completion" and answer.model == DECODER
+    choice = answer.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in {"stop", "length"}
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    inference_id = answer.model_extra["x_pioneer"]["inference_id"]
+    record = client.get(f"/inferences/{inference_id}").json()
+    assert record["format"] == "openai.chat" and record["task"] == "generate"
+    assert record["output"]["text"] == choice.message.content
+    assert record["input_tokens"] == answer.usage.prompt_tokens
+    assert record["output_tokens"] == answer.usage.completion_tokens
+
+
+def test_chat_is_deterministic_under_greedy(sdk: openai.OpenAI) -> None:
+    first = sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy())
+    second = sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy())
+    assert first.choices[0].message.content == second.choices[0].message.content
+
+
+def test_chat_stream_with_usage(sdk: openai.OpenAI) -> None:
+    chunks = list(
+        sdk.chat.completions.create(
+            model=DECODER,
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+            **greedy(),
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    unary = sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy())
+    assert text == unary.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == unary.usage.completion_tokens
+    assert chunks[-1].model_extra["x_pioneer"]["inference_id"]
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] in {"stop", "length"}
+
+
+def test_chat_parameters(sdk: openai.OpenAI) -> None:
+    answer = sdk.chat.completions.create(
+        model=DECODER,
+        messages=MESSAGES,
+        n=2,
+        seed=7,
+        temperature=0.8,
+        top_p=0.9,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        max_completion_tokens=5,
+        logprobs=True,
+        top_logprobs=2,
+        user="tester",
+    )
+    assert len(answer.choices) == 2
+    for choice in answer.choices:
+        assert choice.logprobs.content and len(choice.logprobs.content[0].top_logprobs) == 2
+    assert answer.usage.completion_tokens <= 10
+
+
+def test_completions(sdk: openai.OpenAI) -> None:
+    answer = sdk.completions.create(model=DECODER, prompt="hello world", **greedy())
+    assert answer.object == "text_completion" and answer.choices[0].text
+    echoed = sdk.completions.create(model=DECODER, prompt="hello world", echo=True, **greedy())
+    assert echoed.choices[0].text == "hello world" + answer.choices[0].text
+    many = sdk.completions.create(model=DECODER, prompt=["hello", "world"], **greedy())
+    assert [c.index for c in many.choices] == [0, 1]
+    streamed = sdk.completions.create(model=DECODER, prompt="hello world", stream=True, **greedy())
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == answer.choices[0].text
+
+
+def test_completion_suffix_is_refused(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="suffix"):
+        sdk.completions.create(model=DECODER, prompt="x", suffix="y")
+
+
+def test_responses_create_stream_and_chain(sdk: openai.OpenAI, client: httpx.Client) -> None:
+    first = sdk.responses.create(model=DECODER, input="hello world", max_output_tokens=8)
+    assert first.id.startswith("resp_") and first.output_text
+    assert first.usage.input_tokens > 0
+    with sdk.responses.stream(model=DECODER, input="hello world", max_output_tokens=8) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert "response.output_text.delta" in kinds and final.output_text
+    follow = sdk.responses.create(
+        model=DECODER, input="and again", previous_response_id=first.id, max_output_tokens=4
+    )
+    record = client.get(f"/inferences/{follow.model_extra['x_pioneer']['inference_id']}").json()
+    turns = [m["content"] for m in record["input"]["messages"]]
+    assert turns == ["hello world", first.output_text, "and again"]
+
+
+def test_previous_response_that_was_not_stored_is_refused(sdk: openai.OpenAI) -> None:
+    hidden = sdk.responses.create(model=DECODER, input="hi", store=False, max_output_tokens=4)
+    with pytest.raises(openai.BadRequestError, match="store: false"):
+        sdk.responses.create(model=DECODER, input="x", previous_response_id=hidden.id)
+
+
+def test_lora_job_differs_from_its_base(sdk: openai.OpenAI) -> None:
+    base = sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy())
+    tuned = sdk.chat.completions.create(model=LORA_JOB, messages=MESSAGES, **greedy())
+    assert tuned.choices[0].message.content != base.choices[0].message.content
+
+
+def test_store_false_via_extra_body(sdk: openai.OpenAI, client: httpx.Client) -> None:
+    answer = sdk.chat.completions.create(
+        model=DECODER, messages=MESSAGES, extra_body={"store": False}, **greedy()
+    )
+    inference_id = answer.model_extra["x_pioneer"]["inference_id"]
+    assert client.get(f"/inferences/{inference_id}").status_code == 404
+
+
+def test_errors_in_openai_shape(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk.chat.completions.create(model="nobody/nothing", messages=MESSAGES)
+    assert missing.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.chat.completions.create(model=DECODER, messages=MESSAGES, temperature=5)
+    assert "temperature" in bad.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as long:
+        sdk.chat.completions.create(model=DECODER, messages=MESSAGES, max_tokens=100_000)
+    assert long.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError):
+        sdk.chat.completions.create(model=DECODER, messages=[])
+    with pytest.raises(openai.AuthenticationError):
+        stranger = openai.OpenAI(base_url=sdk.base_url, api_key="wrong", max_retries=0)
+        stranger.chat.completions.create(model=DECODER, messages=MESSAGES)
+
+
+def test_native_generate(client: httpx.Client) -> None:
+    body = {
+        "model_id": DECODER,
+        "task": "generate",
+        "messages": [{"role": "user", "content": "hello world"}],
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    response = client.post("/inference", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["type"] == "decoder" and answer["completion"]
+    assert answer["model_id"] == DECODER and answer["latency_ms"] > 0
+    record = client.get(f"/inferences/{answer['inference_id']}").json()
+    assert record["format"] == "native" and record["output"]["text"] == answer["completion"]
