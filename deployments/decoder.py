@@ -7,7 +7,9 @@ the engine's stream aborts the request in vLLM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -33,6 +35,7 @@ class DecoderDeployment:
             max_lora_rank=config.max_lora_rank,
             no_op_adapter_dir=config.no_op_adapter_dir,
         )
+        self._cancelled: deque[str] = deque(maxlen=1000)
 
     async def generate(self, call: GenerationCall) -> AsyncIterator[GenerationEvent]:
         try:
@@ -43,6 +46,9 @@ class DecoderDeployment:
             async with aclosing(stream) as events:
                 async for event in events:
                     yield event
+        except asyncio.CancelledError:
+            self._cancelled.append(call.request_id)  # closing the stream aborted it in vLLM
+            raise
         except ApiException as exc:
             yield exc.error
         except Exception as exc:  # an engine failure ends this stream, not the replica
@@ -54,3 +60,9 @@ class DecoderDeployment:
             return self._engine.count_tokens(self._engine.render(prompt, messages))
         except ApiException as exc:
             return exc.error
+
+    async def stats(self) -> dict[str, object]:
+        return {
+            "unfinished_requests": self._engine.unfinished_requests(),
+            "cancelled_request_ids": list(self._cancelled),
+        }

@@ -180,5 +180,8 @@ class VLLMEngine:
             )
         return entries
 
+    def unfinished_requests(self) -> int:
+        return self.engine.get_num_unfinished_requests()
+
     def shutdown(self) -> None:
         self.engine.shutdown()
