@@ -207,7 +207,7 @@ def test_client_disconnect_aborts_and_bills_partial_tokens(
         "model": DECODER,
         "messages": MESSAGES,
         "stream": True,
-        "max_tokens": 400,
+        "max_tokens": 480,
         "temperature": 0.0,
         "stop": [],
     }
@@ -228,10 +228,10 @@ def test_client_disconnect_aborts_and_bills_partial_tokens(
             record = got.json()
             break
         time.sleep(0.3)
-    assert record is not None, "the engine request was not cancelled, or nothing was recorded"
+    assert record is not None, f"not cancelled or not recorded: {stats}, {got.status_code}"
     assert stats["unfinished_requests"] == 0
     assert record["status"] == "failed" and record["error_type"] == "timeout"
-    assert 0 < record["output_tokens"] < 400
+    assert 0 < record["output_tokens"] < 480
     usage = {u["model_id"]: u for u in client.get("/usage").json()["usage"]}
     assert usage[DECODER]["output_tokens"] >= record["output_tokens"]
 
