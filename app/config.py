@@ -45,11 +45,15 @@ class DeploymentOptions(StrictModel):
     num_cpus: float = Field(0.25, ge=0, description="CPUs reserved per replica (fractional ok).")
     num_gpus: float = Field(0, ge=0, description="GPUs reserved per replica (fractional ok).")
     max_ongoing_requests: int = Field(64, ge=1, description="Requests in flight per replica.")
+    max_queued_requests: int = Field(
+        -1, ge=-1, description="Requests waiting for a replica before callers get 503 (-1: no cap)."
+    )
 
     def serve_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
             "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
         }
         if self.autoscaling is not None:
             options["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)

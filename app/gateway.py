@@ -30,13 +30,26 @@ logger = logging.getLogger("ray.serve")
 
 
 def _backend_down(what: str, exc: Exception) -> ApiException:
+    from ray.serve.exceptions import BackPressureError
+
     logger.error("%s call failed: %s", what, type(exc).__name__)
+    if isinstance(exc, BackPressureError):
+        return ApiException(
+            ApiError(503, "overloaded", f"The {what} is at capacity; retry with backoff.")
+        )
     return ApiException(
         ApiError(503, "backend_unavailable", f"The {what} is unavailable right now; retry shortly.")
     )
 
 
 _pending: set[asyncio.Future] = set()  # records finishing after their client went away
+
+
+async def _flatten(batches: Any) -> AsyncIterator[GenerationEvent]:
+    """The decoder sends lists of events (see DecoderDeployment.generate)."""
+    async for batch in batches:
+        for event in batch:
+            yield event
 
 
 class InferenceGateway:
@@ -164,7 +177,8 @@ class InferenceGateway:
         model: ResolvedModel | None = None
         try:
             model = await self.resolve(request.model_id)
-            stream = self._open_stream(request, model)
+            handle_stream = self._open_stream(request, model)
+            stream = _flatten(handle_stream)
             first = await anext(stream)
         except ApiException as exc:
             await self._record_failure(request, created_at, model, exc.error, 0.0)
@@ -173,21 +187,32 @@ class InferenceGateway:
             error = ApiError.internal("the decoder returned nothing")
             await self._record_failure(request, created_at, model, error, 0.0)
             raise ApiException(error) from None
+        except Exception as exc:  # the deployment itself failed (overloaded, died)
+            failure = _backend_down("decoder deployment", exc)
+            await self._record_failure(request, created_at, model, failure.error, 0.0)
+            raise failure from exc
         if isinstance(first, ApiError):
-            stream.cancel()
+            handle_stream.cancel()
             await self._record_failure(request, created_at, model, first, 0.0)
             raise ApiException(first)
         tally.add(first)
         ended = False
         try:
             yield first
-            async for event in stream:
-                tally.add(event)
-                yield event
+            try:
+                async for event in stream:
+                    tally.add(event)
+                    yield event
+            except (ApiException, asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:  # a replica lost mid-stream: an error event, not a crash
+                error = _backend_down("decoder deployment", exc).error
+                tally.add(error)
+                yield error
             ended = True
         finally:
             if not ended:
-                stream.cancel()  # reaches the replica as a cancellation: vLLM aborts
+                handle_stream.cancel()  # reaches the replica as a cancellation: vLLM aborts
                 tally.error = tally.error or DISCONNECTED
             # Shielded: a disconnect cancels this task, and the bill must still be written.
             record = asyncio.ensure_future(

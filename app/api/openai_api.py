@@ -15,6 +15,7 @@ from app.api.native import body_validation_error
 from app.api.state import current
 from app.generation import GenerationTally
 from app.protocol import ApiException, InferenceRequest, TokenDelta
+from app.streams import joined
 from app.translators import openai_format, openai_responses
 from app.wire.openai_wire import ChatCompletionRequest, CompletionRequest, ResponsesRequest
 
@@ -70,7 +71,7 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
         return StreamingResponse(
-            answer.stream(events, tally, include_usage),
+            joined(answer.stream(events, tally, include_usage)),
             media_type="text/event-stream",
             headers=SSE_HEADERS | headers(internal),
         )
@@ -99,7 +100,7 @@ async def completions(request: Request, principal: Principal = Depends(authentic
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
         return StreamingResponse(
-            _stream_completions(answer, requests, started[0], include_usage),
+            joined(_stream_completions(answer, requests, started[0], include_usage)),
             media_type="text/event-stream",
             headers=SSE_HEADERS | headers(requests[0]),
         )
@@ -177,7 +178,7 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
     answer = openai_responses.ResponsesAnswer(internal, wire)
     if wire.stream:
         return StreamingResponse(
-            answer.stream(events, tally),
+            joined(answer.stream(events, tally)),
             media_type="text/event-stream",
             headers=SSE_HEADERS | headers(internal),
         )
