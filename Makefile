@@ -14,7 +14,7 @@ export RAY_AUTH_MODE ?= disabled
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history clean
+.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history bench-decoder clean
 
 install: $(STAMP)
 
@@ -52,6 +52,9 @@ bench-gpu: models
 
 bench-history: install
 	$(BIN)/python bench/history_bench.py
+
+bench-decoder: models
+	$(BIN)/python bench/decoder_stream_bench.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,4 +23,16 @@ def offline_models() -> None:
     """Build the tiny models if `make models` has not (the build is idempotent, ~3 s)."""
     from app.models.__main__ import main
 
-    main(["build", "--out", str(MODELS), "--only", "tiny-encoder", "tiny-job"])
+    main(
+        [
+            "build",
+            "--out",
+            str(MODELS),
+            "--only",
+            "tiny-encoder",
+            "tiny-job",
+            "tiny-decoder",
+            "tiny-decoder-lora",
+            "tiny-decoder-zero-lora",
+        ]
+    )

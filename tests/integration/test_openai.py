@@ -275,3 +275,25 @@ def test_json_schema_response_format(sdk: openai.OpenAI) -> None:
         response_format={"type": "json_schema", "json_schema": {"name": "t", "schema": schema}},
     )
     jsonschema.validate(json.loads(answer.choices[0].message.content), schema)
+
+
+def test_overload_is_a_503_in_openai_shape(server: str, sdk: openai.OpenAI) -> None:
+    """The test config queues at most 8 + 8 requests per decoder replica."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"model": DECODER, "messages": MESSAGES, "max_tokens": 300, "temperature": 0.0}
+    headers = {"X-API-Key": API_KEY}
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server, timeout=120) as http:
+            return http.post("/v1/chat/completions", json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        responses = list(pool.map(post, range(40)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503}, statuses
+    assert 503 in statuses and 200 in statuses
+    rejected = next(r for r in responses if r.status_code == 503).json()
+    assert rejected["error"]["code"] == "overloaded"
+    assert rejected["error"]["type"] == "server_error"
+    assert sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy()).choices
