@@ -36,8 +36,11 @@ def test_base_models_filters(client: httpx.Client, query: str, check) -> None:
     assert models and all(check(m) for m in models)
 
 
-def test_base_models_decoder_filter_is_empty_without_decoders(client: httpx.Client) -> None:
-    assert client.get("/base-models?task_type=decoder").json() == {"models": []}
+def test_base_models_lists_decoders_and_their_state(client: httpx.Client) -> None:
+    models = {m["id"]: m for m in client.get("/base-models?task_type=decoder").json()["models"]}
+    assert models["pioneer-test/llama-tiny-test"]["supports_inference"] is True
+    hub = models["Qwen/Qwen3-0.6B"]
+    assert hub["status"] == "not_deployed" and "decoder.models" in hub["status_message"]
 
 
 def test_base_models_bad_filter_is_422(client: httpx.Client) -> None:
