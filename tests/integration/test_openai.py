@@ -130,6 +130,12 @@ def test_responses_create_stream_and_chain(sdk: openai.OpenAI, client: httpx.Cli
         "response.completed",
     ]
     assert "response.output_text.delta" in kinds and final.output_text
+    events = list(
+        sdk.responses.create(model=DECODER, input="hello world", max_output_tokens=8, stream=True)
+    )
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == events[-1].response.output_text
     follow = sdk.responses.create(
         model=DECODER, input="and again", previous_response_id=first.id, max_output_tokens=4
     )
