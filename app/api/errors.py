@@ -26,7 +26,7 @@ _RENDERERS: dict[str, Callable[[ApiError], tuple[int, dict[str, Any]]]] = {
 
 
 def error_format(path: str, headers: Any) -> ErrorFormat:
-    if path.startswith("/v1/messages") or (
+    if path.startswith(("/v1/messages", "/v1/v1/messages")) or (
         path.startswith("/v1/") and "anthropic-version" in headers
     ):
         return "anthropic"

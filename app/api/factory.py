@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.api import catalog, health, history, native, openai_api
+from app.api import anthropic_api, catalog, health, history, native, openai_api
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.api.state import body_limit
 
@@ -19,6 +19,7 @@ def create_api() -> FastAPI:
     install_error_handlers(api)
     api.include_router(native.router)
     api.include_router(openai_api.router)
+    api.include_router(anthropic_api.router)
     api.include_router(history.router)
     api.include_router(catalog.router)
     api.include_router(health.router)

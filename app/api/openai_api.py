@@ -1,63 +1,47 @@
-"""The OpenAI-compatible door: /v1/chat/completions, /v1/completions, /v1/responses."""
+"""The OpenAI-compatible door: /v1/chat/completions, /v1/completions, /v1/responses.
+
+LLMs generate; a GLiNER2 model extracts with the `schema` extra field (or a `response_format`
+JSON schema) and answers with the result as JSON text, in the same response shapes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ValidationError
 
 from app.api.auth import Principal, authenticate
-from app.api.errors import read_json
-from app.api.native import body_validation_error
+from app.api.chat_shaped import (
+    drain,
+    explicit,
+    is_encoder,
+    last_user_text,
+    parse,
+    start_extraction,
+    start_generation,
+)
 from app.api.state import current
 from app.generation import GenerationTally
-from app.protocol import ApiException, InferenceRequest, TokenDelta
+from app.protocol import ApiError, ApiException, ChoiceFinished, InferenceRequest, TokenDelta
 from app.streams import joined
 from app.translators import openai_format, openai_responses
 from app.wire.openai_wire import ChatCompletionRequest, CompletionRequest, ResponsesRequest
 
 router = APIRouter(tags=["openai-compat"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-Model = TypeVar("Model", bound=BaseModel)
-
-
-async def parse(request: Request, model: type[Model]) -> Model:
-    body = await read_json(request, current().limits.max_body_bytes)
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise body_validation_error(exc) from None
-
-
-async def start(request: InferenceRequest) -> tuple[AsyncIterator[Any], GenerationTally]:
-    """Open the generation; errors before the first event become plain error responses."""
-    tally = GenerationTally()
-    events = current().gateway.generate(request, tally)
-    first = await anext(events)  # GenerationStarted, or ApiException raised
-
-    async def rest() -> AsyncIterator[Any]:
-        async for event in events:
-            yield event
-
-    del first  # tallied already
-    return rest(), tally
-
-
-async def drain(events: AsyncIterator[Any], tally: GenerationTally, keep: Any = None) -> None:
-    async for event in events:
-        if keep is not None:
-            keep(event)
-    if tally.error is not None:
-        raise ApiException(tally.error)
+SAMPLING = {"temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty"}
 
 
 def headers(request: InferenceRequest) -> dict[str, str]:
     return {"X-Inference-Id": request.inference_id}
+
+
+def sse_response(chunks: AsyncIterator[bytes], request: InferenceRequest) -> StreamingResponse:
+    return StreamingResponse(
+        joined(chunks), media_type="text/event-stream", headers=SSE_HEADERS | headers(request)
+    )
 
 
 @router.post("/v1/chat/completions", summary="Chat completion (OpenAI-compatible)")
@@ -66,15 +50,27 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
     internal = openai_format.chat_to_internal(
         wire, project_id=principal.project_id, api_key_id=principal.key_id
     )
-    events, tally = await start(internal)
+    if await is_encoder(wire.model):
+        response_format = wire.response_format
+        json_schema = None
+        if response_format is not None and response_format.type == "json_schema":
+            json_schema = (response_format.json_schema or {}).get("schema")
+        events, tally, internal = await start_extraction(
+            wire.model,
+            last_user_text(internal.messages or []),
+            wire,
+            principal,
+            source="openai.chat",
+            store=wire.store,
+            decoder_params=explicit(wire, SAMPLING | {"logprobs", "top_logprobs"}),
+            json_schema=json_schema,
+        )
+    else:
+        events, tally = await start_generation(internal, wire)
     answer = openai_format.ChatAnswer(internal, wire.model)
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
-        return StreamingResponse(
-            joined(answer.stream(events, tally, include_usage)),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS | headers(internal),
-        )
+        return sse_response(answer.stream(events, tally, include_usage), internal)
     await drain(events, tally, answer.keep_logprobs)
     return JSONResponse(answer.response(tally), headers=headers(internal))
 
@@ -82,31 +78,43 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
 @router.post("/v1/completions", summary="Text completion (OpenAI-compatible)")
 async def completions(request: Request, principal: Principal = Depends(authenticate)) -> Any:
     wire = await parse(request, CompletionRequest)
-    if wire.suffix is not None:
-        raise ApiException(
-            openai_format.ApiError.invalid(
-                "suffix (insertion) is not supported by these models.", "suffix", status=400
-            )
-        )
     prompts = [wire.prompt] if isinstance(wire.prompt, str) else list(wire.prompt)
-    requests = [
-        openai_format.completion_to_internal(
-            wire, prompt, project_id=principal.project_id, api_key_id=principal.key_id
+    if await is_encoder(wire.model):
+        events, tally, internal = await start_extraction(
+            wire.model,
+            prompts,
+            wire,
+            principal,
+            source="openai.completions",
+            store=wire.store,
+            decoder_params=explicit(wire, SAMPLING | {"logprobs", "echo", "suffix"}),
         )
-        for prompt in prompts
-    ]
+        internal.batched = isinstance(wire.prompt, list)
+        started = [(events, tally)]
+        requests = [internal]
+    else:
+        if wire.suffix is not None:
+            raise ApiException(
+                ApiError.invalid(
+                    "suffix (insertion) is not supported by these models.", "suffix", 400
+                )
+            )
+        requests = [
+            openai_format.completion_to_internal(
+                wire, prompt, project_id=principal.project_id, api_key_id=principal.key_id
+            )
+            for prompt in prompts
+        ]
+        started = [await start_generation(requests[0], wire)]  # opens before any 200
     answer = openai_format.CompletionAnswer(requests, wire.model)
-    started = [await start(r) for r in requests[:1]]  # the first opens before any 200
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
-        return StreamingResponse(
-            joined(_stream_completions(answer, requests, started[0], include_usage)),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS | headers(requests[0]),
+        return sse_response(
+            _stream_completions(answer, requests, started[0], wire, include_usage), requests[0]
         )
     tallies, logprobs = [], []
     for index, request_ in enumerate(requests):
-        events, tally = started[0] if index == 0 else await start(request_)
+        events, tally = started[0] if index == 0 else await start_generation(request_, wire)
         kept: dict[int, list] = {}
         await drain(events, tally, lambda e, kept=kept: _keep(kept, e))
         tallies.append(tally)
@@ -123,22 +131,23 @@ async def _stream_completions(
     answer: openai_format.CompletionAnswer,
     requests: list[InferenceRequest],
     first: tuple[AsyncIterator[Any], GenerationTally],
+    wire: CompletionRequest,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     tallies = []
     for index, request in enumerate(requests):
         try:
-            events, tally = first if index == 0 else await start(request)
+            events, tally = first if index == 0 else await start_generation(request, wire)
         except ApiException as exc:
             yield openai_format.sse(openai_format.to_error(exc.error)[1])
             yield openai_format.DONE
             return
         async for event in events:
-            if isinstance(event, openai_format.ApiError):
+            if isinstance(event, ApiError):
                 yield openai_format.sse(openai_format.to_error(event)[1])
                 yield openai_format.DONE
                 return
-            if isinstance(event, (TokenDelta, openai_format.ChoiceFinished)):
+            if isinstance(event, (TokenDelta, ChoiceFinished)):
                 yield answer.delta_chunk(index, request, event, tally)
         tallies.append(tally)
     final: dict[str, Any] = {"x_pioneer": openai_format.pioneer(requests[0])}
@@ -164,23 +173,33 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
         )
         if previous is None or previous.get("format") != "openai.responses":
             raise ApiException(
-                openai_format.ApiError.invalid(
+                ApiError.invalid(
                     f"Previous response {wire.previous_response_id!r} was not found: it does "
                     "not exist, or it was created with store: false and so was never kept.",
                     "previous_response_id",
                     status=400,
                 )
             )
-    internal = openai_responses.to_internal(
-        wire, previous, project_id=principal.project_id, api_key_id=principal.key_id
-    )
-    events, tally = await start(internal)
+    if await is_encoder(wire.model):
+        text = openai_responses.to_internal(wire, None, project_id=None, api_key_id=None)
+        events, tally, internal = await start_extraction(
+            wire.model,
+            last_user_text(text.messages or []),
+            wire,
+            principal,
+            source="openai.responses",
+            store=wire.store,
+            decoder_params=explicit(
+                wire, {"temperature", "top_p", "instructions", "previous_response_id"}
+            ),
+        )
+    else:
+        internal = openai_responses.to_internal(
+            wire, previous, project_id=principal.project_id, api_key_id=principal.key_id
+        )
+        events, tally = await start_generation(internal, wire)
     answer = openai_responses.ResponsesAnswer(internal, wire)
     if wire.stream:
-        return StreamingResponse(
-            joined(answer.stream(events, tally)),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS | headers(internal),
-        )
+        return sse_response(answer.stream(events, tally), internal)
     await drain(events, tally)
     return JSONResponse(answer.response(tally, "completed"), headers=headers(internal))

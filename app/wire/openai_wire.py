@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from app.wire.encoder_fields import EncoderFields
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -49,7 +51,7 @@ class StreamOptions(_Wire):
     include_usage: bool = False
 
 
-class SamplingFields(_Wire):
+class SamplingFields(EncoderFields):
     """Parameters shared by chat and text completions."""
 
     model: str = Field(min_length=1)
@@ -118,7 +120,7 @@ class ResponseInputItem(_Wire):
     status: str | None = None
 
 
-class ResponsesRequest(_Wire):
+class ResponsesRequest(EncoderFields):
     model: str = Field(min_length=1)
     input: str | list[ResponseInputItem]
     instructions: str | None = None

@@ -1,0 +1,229 @@
+"""GLiNER2 models behind the chat-shaped formats (chat, completions, responses, messages).
+
+The text of the last user message (or the prompt) is extracted with the `schema` extra field,
+or with a structure made from an OpenAI `response_format` JSON schema, and the result comes
+back as JSON text in the assistant's content. The result is turned into the same events a
+decoder produces, so every format's own translator (streaming included) renders it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.generation import GenerationTally
+from app.protocol import (
+    ApiError,
+    ApiException,
+    ChoiceFinished,
+    GenerationStarted,
+    InferenceRequest,
+    InferenceResult,
+    TokenDelta,
+)
+from app.translators import native
+from app.wire.encoder_fields import EncoderFields
+
+STRUCTURE = "response"  # the structure name a response_format schema becomes
+
+Shaper = Callable[[dict[str, Any]], Any]
+
+
+def refuse_decoder_params(names: set[str], model_id: str) -> None:
+    if names:
+        listed = ", ".join(sorted(names))
+        raise ApiException(
+            ApiError.invalid(
+                f"{listed}: generation parameters do not apply to {model_id!r}, an extraction "
+                "(GLiNER2) model. Send the text and a `schema` instead.",
+                sorted(names)[0],
+                status=400,
+            )
+        )
+
+
+def refuse_encoder_fields(fields: EncoderFields, model_id: str) -> None:
+    if fields.encoder_fields_set():
+        raise ApiException(
+            ApiError.invalid(
+                f"schema/threshold/include_* apply to extraction models; {model_id!r} is an LLM.",
+                "schema",
+                status=400,
+            )
+        )
+
+
+def to_extraction(
+    model_id: str,
+    texts: list[str],
+    fields: EncoderFields,
+    *,
+    json_schema: dict[str, Any] | None,
+    source: Any,
+    store: bool,
+    project_id: str | None,
+    api_key_id: str | None,
+    max_texts: int,
+) -> tuple[InferenceRequest, Shaper]:
+    shaper: Shaper = lambda result: result  # noqa: E731 - identity unless a JSON schema asks
+    if json_schema is not None:
+        if fields.schema_ is not None:
+            raise ApiException(
+                ApiError.invalid("send either schema or response_format, not both", "schema", 400)
+            )
+        schema, shaper = structure_from_json_schema(json_schema)
+    elif fields.schema_ is None:
+        raise ApiException(
+            ApiError.invalid(
+                f"{model_id!r} is an extraction (GLiNER2) model: pass the extraction `schema` "
+                "as an extra body field (OpenAI SDK: extra_body={'schema': {...}}).",
+                "schema",
+                status=400,
+            )
+        )
+    else:
+        schema = fields.schema_
+    if not texts or not all(text.strip() for text in texts):
+        raise ApiException(ApiError.invalid("there is no user text to extract from", "messages"))
+    body: dict[str, Any] = {"model_id": model_id, "text": texts, "schema": schema}
+    for name in ("threshold", "include_confidence", "include_spans"):
+        if getattr(fields, name) is not None:
+            body[name] = getattr(fields, name)
+    if json_schema is not None:  # plain values: the object must validate against the schema
+        body |= {"include_confidence": False, "include_spans": False}
+    try:
+        wire = native.parse_request(body)
+    except ValidationError as exc:
+        raise ApiException(ApiError.invalid(_summary(exc), "schema", status=400)) from None
+    request = native.to_internal(
+        wire, project_id=project_id, api_key_id=api_key_id, max_texts=max_texts
+    )
+    request.source, request.store = source, store
+    return request, shaper
+
+
+def _summary(exc: ValidationError) -> str:
+    from app.api.errors import summarize
+
+    return summarize(exc.errors(include_input=False))
+
+
+def as_events(
+    result: InferenceResult, shaper: Shaper
+) -> tuple[AsyncIterator[Any], GenerationTally]:
+    """The extraction as a decoder-like event stream: one delta holding the whole JSON."""
+    payloads = [shaper(r) for r in result.results]
+    text = json.dumps(payloads if result.request.batched else payloads[0], ensure_ascii=False)
+    tally = GenerationTally()
+    events = [
+        GenerationStarted(prompt_tokens=result.input_tokens, prompt=""),
+        TokenDelta(0, text, 0),
+        ChoiceFinished(0, "stop"),
+    ]
+    for event in events:
+        tally.add(event)
+
+    async def replay() -> AsyncIterator[Any]:
+        for event in events[1:]:
+            yield event
+
+    return replay(), tally
+
+
+# ---- response_format: json_schema -> a GLiNER2 structure ------------------------------------
+
+
+def structure_from_json_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], Shaper]:
+    """Object properties become fields: strings (and numbers, booleans) single values, string
+    enums choices, arrays list fields. The result is shaped back into an object that
+    validates against the schema (missing required values get an empty value of their type)."""
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise _unsupported("the schema's top level must be an object with properties")
+    fields, kinds = [], {}
+    for name, spec in schema["properties"].items():
+        kind, field = _field(name, spec)
+        fields.append(field)
+        kinds[name] = (kind, spec)
+    required = set(schema.get("required", []))
+
+    def shape(result: dict[str, Any]) -> dict[str, Any]:
+        instances = result.get(STRUCTURE) or [{}]
+        found = instances[0] if isinstance(instances, list) and instances else {}
+        shaped = {}
+        for name, (kind, spec) in kinds.items():
+            value = _coerce(found.get(name), kind, spec)
+            if value is not None or name in required:
+                shaped[name] = value if value is not None else _empty(kind, spec)
+        return shaped
+
+    return {"structures": {STRUCTURE: {"fields": fields}}}, shape
+
+
+def _unsupported(why: str) -> ApiException:
+    return ApiException(
+        ApiError.invalid(
+            f"response_format json_schema not supported here: {why}", "response_format", 400
+        )
+    )
+
+
+def _field(name: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    kind = spec.get("type")
+    field: dict[str, Any] = {"name": name}
+    if spec.get("description"):
+        field["description"] = spec["description"]
+    if kind == "array":
+        items = spec.get("items", {})
+        if items.get("type") not in (None, "string"):
+            raise _unsupported(f"{name}: arrays of {items.get('type')} are not extractable")
+        field["dtype"] = "list"
+        if items.get("enum"):
+            field["choices"] = [str(c) for c in items["enum"]]
+        return "array", field
+    if kind == "boolean":
+        return "boolean", field | {"dtype": "str", "choices": ["true", "false"]}
+    if kind in ("string", "number", "integer"):
+        field["dtype"] = "str"
+        if spec.get("enum"):
+            field["choices"] = [str(c) for c in spec["enum"]]
+        return kind, field
+    raise _unsupported(f"{name}: type {kind!r} (nested objects are not extractable)")
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("text")
+    return value if isinstance(value, str) and value else None
+
+
+def _coerce(value: Any, kind: str, spec: dict[str, Any]) -> Any:
+    if kind == "array":
+        items = value if isinstance(value, list) else ([] if value is None else [value])
+        return [t for t in (_text(v) for v in items) if t is not None]
+    text = _text(value)
+    if text is None:
+        return None
+    if kind == "boolean":
+        return text.lower() == "true"
+    if kind in ("number", "integer"):
+        try:
+            number = float(text.replace(",", ""))
+        except ValueError:
+            return None
+        return int(number) if kind == "integer" else number
+    enum = spec.get("enum")
+    if enum and text not in enum:
+        return None
+    max_length = spec.get("maxLength")
+    return text[:max_length] if max_length else text
+
+
+def _empty(kind: str, spec: dict[str, Any]) -> Any:
+    if kind == "array":
+        return []
+    if spec.get("enum"):
+        return spec["enum"][0]
+    return {"boolean": False, "number": 0.0, "integer": 0}.get(kind, "")
