@@ -64,6 +64,7 @@ async def start_extraction(
     store: bool,
     decoder_params: set[str],
     json_schema: dict[str, Any] | None = None,
+    batched: bool = False,
 ) -> tuple[AsyncIterator[Any], GenerationTally, InferenceRequest]:
     encoder_chat.refuse_decoder_params(decoder_params, model_id)
     state = current()
@@ -72,6 +73,7 @@ async def start_extraction(
         texts,
         fields,
         json_schema=json_schema,
+        batched=batched,
         source=source,
         store=store,
         project_id=principal.project_id or getattr(fields, "project_id", None),

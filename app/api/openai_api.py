@@ -88,8 +88,8 @@ async def completions(request: Request, principal: Principal = Depends(authentic
             source="openai.completions",
             store=wire.store,
             decoder_params=explicit(wire, SAMPLING | {"logprobs", "echo", "suffix"}),
+            batched=isinstance(wire.prompt, list),
         )
-        internal.batched = isinstance(wire.prompt, list)
         started = [(events, tally)]
         requests = [internal]
     else:

@@ -62,6 +62,7 @@ def to_extraction(
     fields: EncoderFields,
     *,
     json_schema: dict[str, Any] | None,
+    batched: bool = False,
     source: Any,
     store: bool,
     project_id: str | None,
@@ -88,7 +89,8 @@ def to_extraction(
         schema = fields.schema_
     if not texts or not all(text.strip() for text in texts):
         raise ApiException(ApiError.invalid("there is no user text to extract from", "messages"))
-    body: dict[str, Any] = {"model_id": model_id, "text": texts, "schema": schema}
+    text: str | list[str] = texts if batched else texts[0]
+    body: dict[str, Any] = {"model_id": model_id, "text": text, "schema": schema}
     for name in ("threshold", "include_confidence", "include_spans"):
         if getattr(fields, name) is not None:
             body[name] = getattr(fields, name)
