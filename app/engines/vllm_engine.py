@@ -142,14 +142,25 @@ class VLLMEngine:
         adapter_dir: str | None = None,
     ) -> AsyncIterator[GenerationEvent]:
         """Started, then deltas and one ChoiceFinished per choice. Closing it aborts."""
+        from vllm.exceptions import VLLMClientError
+
         prompt_tokens = self.count_tokens(prompt)
-        params = self._sampling_params(options, prompt_tokens)
-        yield GenerationStarted(prompt_tokens=prompt_tokens, prompt=prompt)
+        try:
+            params = self._sampling_params(options, prompt_tokens)
+        except (ValueError, VLLMClientError) as exc:  # vLLM refusing a parameter combination
+            raise ApiException(ApiError.invalid(str(exc), None, status=400)) from exc
         stream = self.engine.generate(
             prompt, params, request_id=request_id, lora_request=self._lora(adapter_dir)
         )
         async with aclosing(stream) as outputs:  # a cancel here aborts the engine request
-            async for output in outputs:
+            try:
+                first = await anext(outputs)
+            except (ValueError, VLLMClientError) as exc:
+                raise ApiException(ApiError.invalid(str(exc), None, status=400)) from exc
+            except StopAsyncIteration:
+                return
+            yield GenerationStarted(prompt_tokens=prompt_tokens, prompt=prompt)
+            async for output in _chain(first, outputs):
                 for choice in output.outputs:
                     if choice.text or choice.token_ids:
                         yield TokenDelta(
@@ -185,3 +196,9 @@ class VLLMEngine:
 
     def shutdown(self) -> None:
         self.engine.shutdown()
+
+
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item

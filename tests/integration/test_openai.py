@@ -214,8 +214,9 @@ def test_client_disconnect_aborts_and_bills_partial_tokens(
         "messages": MESSAGES,
         "stream": True,
         "max_tokens": 480,
-        "temperature": 0.0,
-        "stop": [],
+        "temperature": 1.0,
+        "seed": 1,
+        "n": 6,  # slow enough that it cannot finish before the hang-up is noticed
     }
     headers = {"Authorization": f"Bearer {API_KEY}"}
     inference_id = None
@@ -237,7 +238,7 @@ def test_client_disconnect_aborts_and_bills_partial_tokens(
     assert record is not None, f"not cancelled or not recorded: {stats}, {got.status_code}"
     assert stats["unfinished_requests"] == 0
     assert record["status"] == "failed" and record["error_type"] == "timeout"
-    assert 0 < record["output_tokens"] < 480
+    assert 0 < record["output_tokens"] < 6 * 480
     usage = {u["model_id"]: u for u in client.get("/usage").json()["usage"]}
     assert usage[DECODER]["output_tokens"] >= record["output_tokens"]
 
@@ -303,3 +304,8 @@ def test_overload_is_a_503_in_openai_shape(server: str, sdk: openai.OpenAI) -> N
     assert rejected["error"]["code"] == "overloaded"
     assert rejected["error"]["type"] == "server_error"
     assert sdk.chat.completions.create(model=DECODER, messages=MESSAGES, **greedy()).choices
+
+
+def test_parameters_vllm_refuses_are_a_400(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):  # several choices need sampling, not greedy
+        sdk.chat.completions.create(model=DECODER, messages=MESSAGES, n=3, temperature=0.0)
