@@ -58,7 +58,8 @@ def connect(root: Path) -> duckdb.DuckDBPyConnection:
 
 
 USAGE_SQL = """
-    SELECT project_id, model_id, count(*) AS inferences,
+    SELECT project_id, coalesce(training_job_id, base_model, model_id) AS model_id,
+           count(*) AS inferences,
            sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
            round(sum(cost_usd), 6) AS cost_usd
     FROM billing

@@ -229,7 +229,10 @@ class HistoryStore:
             return _dicts(
                 cursor.execute(
                     f"""
-                    SELECT project_id, model_id, count(*) AS inferences,
+                    SELECT project_id,
+                           -- what ran: the job, else the base model (aliases fold in)
+                           coalesce(training_job_id, base_model, model_id) AS model_id,
+                           count(*) AS inferences,
                            count(*) FILTER (WHERE status = 'failed') AS failed,
                            sum(input_tokens) AS input_tokens,
                            sum(output_tokens) AS output_tokens,
