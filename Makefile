@@ -18,7 +18,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first: a bare requirement would pull a multi-GB CUDA build on CPU machines.

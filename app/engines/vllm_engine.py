@@ -56,6 +56,7 @@ class VLLMEngine:
             max_lora_rank=max_lora_rank,
             # guidance + no free whitespace is what gave valid JSON every time on small models
             structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True},
+            enable_log_requests=False,  # never log prompts: `store: false` must stay unlogged
         )
         self.engine = AsyncLLM.from_engine_args(args)
         self.max_model_len = max_model_len

@@ -226,6 +226,15 @@ def test_store_false_keeps_nothing_but_the_bill(client: httpx.Client, history_ro
     canary = f"CANARY-{uuid.uuid4().hex}"
     control = f"CONTROL-{uuid.uuid4().hex}"
     hidden = infer(client, text=f"{TEXT} {canary}", store=False)
+    chat = {
+        "model": "pioneer-test/llama-tiny-test",
+        "messages": [{"role": "user", "content": f"hello {canary}"}],
+        "max_tokens": 4,
+        "store": False,
+    }
+    assert client.post("/v1/chat/completions", json=chat).status_code == 200
+    chat["stream"] = True
+    assert canary not in client.post("/v1/chat/completions", json=chat).text
     shown = infer(client, text=f"{TEXT} {control}")
     failed = client.post(
         "/inference",
