@@ -63,7 +63,9 @@ class Dataset:
         self.storage = storage
         self.gc_grace_s = gc_grace_s
         self.wal = WriteAheadLog(wal_dir / name, schema)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards the buffer and the file list (short holds)
+        # One flush or compaction at a time: two flushes of one buffer would publish it twice.
+        self._maintenance = threading.Lock()
         self._buffer: dict[str, dict[str, Any]] = {}
         self._buffered_since: float | None = None
         self._state = _State()
@@ -126,6 +128,10 @@ class Dataset:
 
     def flush(self) -> int:
         """Publish every buffered row; return how many new rows reached Parquet."""
+        with self._maintenance:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             sealed = self.wal.seal()
             pending = dict(self._buffer)
@@ -241,6 +247,10 @@ class Dataset:
 
     def compact(self, min_files: int) -> int:
         """Merge each day's small files into one sorted file; return files replaced."""
+        with self._maintenance:
+            return self._compact(min_files)
+
+    def _compact(self, min_files: int) -> int:
         with self._lock:
             files = [f for f in self._state.files if not f.endswith(EMPTY_FILE)]
         by_day: dict[str, list[str]] = {}
