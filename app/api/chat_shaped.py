@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -88,9 +89,10 @@ async def start_extraction(
 async def drain(events: AsyncIterator[Any], tally: GenerationTally, keep: Any = None) -> None:
     from app.protocol import ApiException
 
-    async for event in events:
-        if keep is not None:
-            keep(event)
+    async with aclosing(events) as source:  # closing us closes the source
+        async for event in source:
+            if keep is not None:
+                keep(event)
     if tally.error is not None:
         raise ApiException(tally.error)
 

@@ -7,6 +7,7 @@ JSON schema) and answers with the result as JSON text, in the same response shap
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -142,13 +143,14 @@ async def _stream_completions(
             yield openai_format.sse(openai_format.to_error(exc.error)[1])
             yield openai_format.DONE
             return
-        async for event in events:
-            if isinstance(event, ApiError):
-                yield openai_format.sse(openai_format.to_error(event)[1])
-                yield openai_format.DONE
-                return
-            if isinstance(event, (TokenDelta, ChoiceFinished)):
-                yield answer.delta_chunk(index, request, event, tally)
+        async with aclosing(events) as source:  # closing us closes the source
+            async for event in source:
+                if isinstance(event, ApiError):
+                    yield openai_format.sse(openai_format.to_error(event)[1])
+                    yield openai_format.DONE
+                    return
+                if isinstance(event, (TokenDelta, ChoiceFinished)):
+                    yield answer.delta_chunk(index, request, event, tally)
         tallies.append(tally)
     final: dict[str, Any] = {"x_pioneer": openai_format.pioneer(requests[0])}
     if include_usage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from app.generation import GenerationTally
@@ -113,16 +114,17 @@ class MessageAnswer:
             {"type": "content_block_start", "index": 0, "content_block": block},
         )
         yield _frame("ping", {"type": "ping"})
-        async for event in events:
-            if isinstance(event, TokenDelta) and event.index == 0 and event.text:
-                delta = {"type": "text_delta", "text": event.text}
-                yield _frame(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": delta},
-                )
-            elif isinstance(event, ApiError):
-                yield _frame("error", to_error(event)[1])
-                return
+        async with aclosing(events) as source:  # closing us closes the source
+            async for event in source:
+                if isinstance(event, TokenDelta) and event.index == 0 and event.text:
+                    delta = {"type": "text_delta", "text": event.text}
+                    yield _frame(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": 0, "delta": delta},
+                    )
+                elif isinstance(event, ApiError):
+                    yield _frame("error", to_error(event)[1])
+                    return
         yield _frame("content_block_stop", {"type": "content_block_stop", "index": 0})
         reason, sequence = stop_reason(tally.finish.get(0))
         yield _frame(

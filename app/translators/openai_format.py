@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from app.generation import GenerationTally
@@ -206,22 +207,23 @@ class ChatAnswer:
             yield self._chunk(
                 [{"index": i, "delta": delta, "logprobs": None, "finish_reason": None}]
             )
-        async for event in events:
-            if isinstance(event, TokenDelta):
-                choice = {
-                    "index": event.index,
-                    "delta": {"content": event.text},
-                    "logprobs": _chat_logprobs(event.logprobs),
-                    "finish_reason": None,
-                }
-                yield self._chunk([choice])
-            elif isinstance(event, ChoiceFinished):
-                choice = {"index": event.index, "delta": {}, "logprobs": None}
-                yield self._chunk([choice | {"finish_reason": event.finish_reason}])
-            elif isinstance(event, ApiError):
-                yield sse(to_error(event)[1])
-                yield DONE
-                return
+        async with aclosing(events) as source:  # closing us closes the source
+            async for event in source:
+                if isinstance(event, TokenDelta):
+                    choice = {
+                        "index": event.index,
+                        "delta": {"content": event.text},
+                        "logprobs": _chat_logprobs(event.logprobs),
+                        "finish_reason": None,
+                    }
+                    yield self._chunk([choice])
+                elif isinstance(event, ChoiceFinished):
+                    choice = {"index": event.index, "delta": {}, "logprobs": None}
+                    yield self._chunk([choice | {"finish_reason": event.finish_reason}])
+                elif isinstance(event, ApiError):
+                    yield sse(to_error(event)[1])
+                    yield DONE
+                    return
         final: dict[str, Any] = {"x_pioneer": pioneer(self.request)}
         if include_usage:
             final["usage"] = usage(tally)

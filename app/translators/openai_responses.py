@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from app.generation import GenerationTally
@@ -138,20 +139,21 @@ class ResponsesAnswer:
             "response.output_item.added", output_index=0, item=self._message("", "in_progress")
         )
         yield self._event("response.content_part.added", **where, content_index=0, part=empty_part)
-        async for event in events:
-            if isinstance(event, TokenDelta) and event.text:
-                yield self._event(
-                    "response.output_text.delta",
-                    **where,
-                    content_index=0,
-                    delta=event.text,
-                    logprobs=[],
-                )
-            elif isinstance(event, ApiError):
-                yield self._event(
-                    "error", code=event.code, message=event.message, param=event.param
-                )
-                return
+        async with aclosing(events) as source:  # closing us closes the source
+            async for event in source:
+                if isinstance(event, TokenDelta) and event.text:
+                    yield self._event(
+                        "response.output_text.delta",
+                        **where,
+                        content_index=0,
+                        delta=event.text,
+                        logprobs=[],
+                    )
+                elif isinstance(event, ApiError):
+                    yield self._event(
+                        "error", code=event.code, message=event.message, param=event.param
+                    )
+                    return
         text = tally.text(0)
         part = {**empty_part, "text": text}
         yield self._event(
