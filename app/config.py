@@ -44,6 +44,10 @@ class DeploymentOptions(StrictModel):
     )
     num_cpus: float = Field(0.25, ge=0, description="CPUs reserved per replica (fractional ok).")
     num_gpus: float = Field(0, ge=0, description="GPUs reserved per replica (fractional ok).")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per replica, e.g. {history_disk: 1} to pin a node.",
+    )
     max_ongoing_requests: int = Field(64, ge=1, description="Requests in flight per replica.")
     max_queued_requests: int = Field(
         -1, ge=-1, description="Requests waiting for a replica before callers get 503 (-1: no cap)."
@@ -51,7 +55,11 @@ class DeploymentOptions(StrictModel):
 
     def serve_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": {
+                "num_cpus": self.num_cpus,
+                "num_gpus": self.num_gpus,
+                **({"resources": dict(self.resources)} if self.resources else {}),
+            },
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
         }

@@ -61,6 +61,8 @@ def test_serve_options_choose_autoscaling_or_replicas() -> None:
         {"num_replicas": None, "autoscaling": {"min_replicas": 1, "max_replicas": 4}}
     ).serve_options()
     assert "num_replicas" not in scaled and scaled["autoscaling_config"]["max_replicas"] == 4
+    pinned = DeploymentOptions(resources={"history_disk": 1}).serve_options()
+    assert pinned["ray_actor_options"]["resources"] == {"history_disk": 1}
 
 
 def test_catalog_rejects_duplicate_ids_and_aliases() -> None:
