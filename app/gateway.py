@@ -7,6 +7,7 @@ route's format renders.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +44,16 @@ def _backend_down(what: str, exc: Exception) -> ApiException:
 
 
 _pending: set[asyncio.Future] = set()  # records finishing after their client went away
+
+
+def _unrecorded() -> ApiException:
+    return ApiException(
+        ApiError(
+            503,
+            "history_unavailable",
+            "The inference ran but could not be recorded, so it is not returned; retry shortly.",
+        )
+    )
 
 
 async def _flatten(batches: Any) -> AsyncIterator[GenerationEvent]:
@@ -101,18 +112,26 @@ class InferenceGateway:
     async def _record(
         self, request: InferenceRequest, billing: dict[str, Any], history: dict[str, Any]
     ) -> None:
+        """Durable when it returns. Shielded: a caller that goes away (a client hang-up
+        cancels its task) does not stop the bill and the record from being written."""
+
         # store: false keeps the bill and drops the payload before it leaves this process.
+        async def send() -> bool:
+            return await self._recorder.record.remote(billing, history if request.store else None)
+
+        # A fresh context: Ray Serve cancels the calls a cancelled request made (a client
+        # hang-up cancels the ingress request), and this one must outlive it.
+        task = asyncio.get_running_loop().create_task(send(), context=contextvars.Context())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
         try:
-            await self._recorder.record.remote(billing, history if request.store else None)
+            kept = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
-            raise ApiException(
-                ApiError(
-                    503,
-                    "history_unavailable",
-                    "The inference ran but could not be recorded, so it is not returned; "
-                    "retry shortly.",
-                )
-            ) from exc
+            raise _unrecorded() from exc
+        if not kept:  # billed, but the history row was lost: do not pretend it was stored
+            raise _unrecorded()
 
     async def _record_failure(
         self,
@@ -132,7 +151,7 @@ class InferenceGateway:
                     request, created_at, model=model, error=error, latency_ms=latency_ms
                 ),
             )
-        except ApiException:
+        except (ApiException, asyncio.CancelledError):
             logger.error("could not record failed inference %s", request.inference_id)
 
     async def _extract(
@@ -175,11 +194,17 @@ class InferenceGateway:
         started = time.perf_counter()
         created_at = records.now()
         model: ResolvedModel | None = None
+        handle_stream: Any = None
         try:
             model = await self.resolve(request.model_id)
             handle_stream = self._open_stream(request, model)
             stream = _flatten(handle_stream)
             first = await anext(stream)
+        except asyncio.CancelledError:  # the client left while the request queued or prefilled
+            if handle_stream is not None:
+                handle_stream.cancel()
+            await self._record_failure(request, created_at, model, DISCONNECTED, 0.0)
+            raise
         except ApiException as exc:
             await self._record_failure(request, created_at, model, exc.error, 0.0)
             raise
@@ -214,17 +239,10 @@ class InferenceGateway:
             if not ended:
                 handle_stream.cancel()  # reaches the replica as a cancellation: vLLM aborts
                 tally.error = tally.error or DISCONNECTED
-            # Shielded: a disconnect cancels this task, and the bill must still be written.
-            record = asyncio.ensure_future(
-                self._record_generation(request, created_at, model, tally, started)
-            )
-            try:
-                await asyncio.shield(record)
+            try:  # _record is shielded: a hang-up does not stop the bill being written
+                await self._record_generation(request, created_at, model, tally, started)
             except (asyncio.CancelledError, ApiException):
-                if not ended:
-                    _pending.add(record)
-                    record.add_done_callback(_pending.discard)
-                else:
+                if ended:
                     raise
 
     def _open_stream(self, request: InferenceRequest, model: ResolvedModel) -> Any:

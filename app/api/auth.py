@@ -40,9 +40,11 @@ def load_keys(config: AuthConfig) -> dict[str, str]:
     if config.keys_file:
         data = yaml.safe_load(Path(config.keys_file).read_text()) or {}
         if not isinstance(data, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items()
         ):
-            raise ValueError(f"{config.keys_file}: expected a mapping of API key -> project id")
+            raise ValueError(
+                f"{config.keys_file}: expected a mapping of API key -> non-empty project id"
+            )
         keys.update(data)
     if config.keys_env and os.environ.get(config.keys_env):
         for pair in os.environ[config.keys_env].split(","):

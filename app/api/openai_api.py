@@ -152,15 +152,13 @@ async def _stream_completions(
                 if isinstance(event, (TokenDelta, ChoiceFinished)):
                     yield answer.delta_chunk(index, request, event, tally)
         tallies.append(tally)
-    final: dict[str, Any] = {"x_pioneer": openai_format.pioneer(requests[0])}
-    if include_usage:
-        final["usage"] = openai_format.usage(
-            GenerationTally(
-                prompt_tokens=sum(t.prompt_tokens for t in tallies),
-                tokens={i: t.completion_tokens for i, t in enumerate(tallies)},
-            )
+    if include_usage:  # the choice-less usage chunk only when asked, as OpenAI does
+        total = GenerationTally(
+            prompt_tokens=sum(t.prompt_tokens for t in tallies),
+            tokens={i: t.completion_tokens for i, t in enumerate(tallies)},
         )
-    yield answer.chunk([], **final)
+        pioneer = openai_format.pioneer(requests[0])
+        yield answer.chunk([], usage=openai_format.usage(total), x_pioneer=pioneer)
     yield openai_format.DONE
 
 

@@ -140,6 +140,8 @@ class Dataset:
             for key in late:  # appended again after it was published: drop the copy
                 del pending[key]
                 del self._buffer[key]
+            if late:
+                self._buffer_table = None
         if not pending:
             self.wal.drop(sealed)
             return 0
@@ -162,8 +164,7 @@ class Dataset:
                 new_files.append(path)
         with self._lock:
             if new_files:
-                self._state.files.extend(new_files)
-                self._write_manifest()
+                self._publish([*self._state.files, *new_files], self._state.retired)
             for key, row in pending.items():
                 if self._buffer.get(key) is row:
                     del self._buffer[key]
@@ -203,11 +204,11 @@ class Dataset:
     def _to_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         return pa.Table.from_pylist(rows, schema=self.schema)
 
-    def _write_manifest(self) -> None:
-        retired = [{"path": r.path} for r in self._state.retired]
-        self.storage.write_json(
-            {"files": self._state.files, "retired": retired}, self.manifest_path
-        )
+    def _publish(self, files: list[str], retired: list[_Retired]) -> None:
+        """Write the manifest, then adopt it: a failed write leaves the state as it was."""
+        manifest = {"files": files, "retired": [{"path": r.path} for r in retired]}
+        self.storage.write_json(manifest, self.manifest_path)
+        self._state = _State(files=files, retired=retired)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -263,21 +264,22 @@ class Dataset:
             # Sorted by model, then newest first, in row groups small enough that a model
             # filter skips most of the file on its min/max statistics.
             table = _first_per_id(
-                self.storage.read_table(day_files).sort_by(
-                    [("model_id", "ascending"), ("created_at", "descending"), ("id", "descending")]
-                )
+                self.storage.read_table(day_files).sort_by(self._compaction_order())
             )
             merged = f"{self.name}/{day}/compacted-{_stamp()}.parquet"
             self.storage.write_parquet(table.cast(self.schema), merged)
             with self._lock:
-                self._generation += 1
                 keep = [f for f in self._state.files if f not in set(day_files)]
-                self._state.files = [*keep, merged]
                 now = time.monotonic()
-                self._state.retired += [_Retired(f, now, self._generation) for f in day_files]
-                self._write_manifest()
+                retiring = [_Retired(f, now, self._generation + 1) for f in day_files]
+                self._publish([*keep, merged], [*self._state.retired, *retiring])
+                self._generation += 1
             replaced += len(day_files)
         return replaced
+
+    def _compaction_order(self) -> list[tuple[str, str]]:
+        first = [("model_id", "ascending")] if "model_id" in self.schema.names else []
+        return [*first, ("created_at", "descending"), ("id", "descending")]
 
     def collect_garbage(self) -> int:
         """Delete retired files no reader can be using: past the grace period (for readers
@@ -293,8 +295,7 @@ class Dataset:
             ]
             if not doomed:
                 return 0
-            self._state.retired = [r for r in self._state.retired if r not in doomed]
-            self._write_manifest()
+            self._publish(self._state.files, [r for r in self._state.retired if r not in doomed])
         for retired in doomed:
             self.storage.delete(retired.path)
         return len(doomed)

@@ -179,7 +179,9 @@ class HistoryStore:
         with self._reading("inferences", "feedback") as (cursor, sources):
             inferences, inf_params = sources["inferences"]
             feedback, fb_params = sources["feedback"]
-            scope, scope_params = ("AND project_id = ?", [project_id]) if project_id else ("", [])
+            scope, scope_params = (
+                ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
+            )
             sql = f"""
                 WITH hit AS (
                     SELECT * FROM {inferences} WHERE id = ? {scope} LIMIT 1
@@ -198,7 +200,9 @@ class HistoryStore:
     def get_feedback(self, inference_id: str, project_id: str | None) -> dict | None:
         with self._reading("feedback") as (cursor, sources):
             feedback, params = sources["feedback"]
-            scope, scope_params = ("AND project_id = ?", [project_id]) if project_id else ("", [])
+            scope, scope_params = (
+                ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
+            )
             rows = _dicts(
                 cursor.execute(
                     f"SELECT * FROM {feedback} WHERE inference_id = ? {scope} "

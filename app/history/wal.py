@@ -35,6 +35,7 @@ class WriteAheadLog:
         existing = self.segments()
         self._number = (int(existing[-1].stem) + 1) if existing else 1
         self._handle = open(self._path(self._number), "ab")  # noqa: SIM115 - held open
+        self._sync_dir()
 
     def _path(self, number: int) -> Path:
         return self.directory / f"{number:010d}.jsonl"
@@ -55,17 +56,21 @@ class WriteAheadLog:
         self._handle.close()
         self._number += 1
         self._handle = open(self._path(self._number), "ab")  # noqa: SIM115
+        self._sync_dir()  # the new segment's name must survive a power loss too
         return [p for p in self.segments() if int(p.stem) < self._number]
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def drop(self, segments: list[Path]) -> None:
         for segment in segments:
             segment.unlink(missing_ok=True)
         if segments:
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._sync_dir()
 
     def replay(self) -> Iterator[dict[str, Any]]:
         yield from _read(self.segments(), self._timestamps)

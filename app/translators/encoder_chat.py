@@ -9,6 +9,7 @@ decoder produces, so every format's own translator (streaming included) renders 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -144,6 +145,9 @@ def structure_from_json_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], 
     validates against the schema (missing required values get an empty value of their type)."""
     if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
         raise _unsupported("the schema's top level must be an object with properties")
+    extra = set(schema) - {"type", "properties", "required", "additionalProperties", "title"}
+    if extra:
+        raise _unsupported(f"top-level keywords {sorted(extra)} cannot be guaranteed")
     fields, kinds = [], {}
     for name, spec in schema["properties"].items():
         kind, field = _field(name, spec)
@@ -172,8 +176,21 @@ def _unsupported(why: str) -> ApiException:
     )
 
 
+# What the mapping honours; a schema asking for more (minItems, pattern, minimum, ...) is
+# refused rather than answered with an object that would not validate.
+SUPPORTED_KEYWORDS = {"type", "description", "title", "enum", "items", "maxLength", "default"}
+
+
 def _field(name: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    unsupported = set(spec) - SUPPORTED_KEYWORDS
+    if unsupported:
+        raise _unsupported(f"{name}: keywords {sorted(unsupported)} cannot be guaranteed")
     kind = spec.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: nullable; unfound values become null
+        kinds = [k for k in kind if k != "null"]
+        if len(kinds) != 1:
+            raise _unsupported(f"{name}: type {kind!r}")
+        kind = kinds[0]
     field: dict[str, Any] = {"name": name}
     if spec.get("description"):
         field["description"] = spec["description"]
@@ -215,6 +232,8 @@ def _coerce(value: Any, kind: str, spec: dict[str, Any]) -> Any:
             number = float(text.replace(",", ""))
         except ValueError:
             return None
+        if not math.isfinite(number):  # "NaN", "Infinity": not a JSON number
+            return None
         return int(number) if kind == "integer" else number
     enum = spec.get("enum")
     if enum and text not in enum:
@@ -226,6 +245,8 @@ def _coerce(value: Any, kind: str, spec: dict[str, Any]) -> Any:
 def _empty(kind: str, spec: dict[str, Any]) -> Any:
     if kind == "array":
         return []
+    if isinstance(spec.get("type"), list):
+        return None  # nullable
     if spec.get("enum"):
         return spec["enum"][0]
     return {"boolean": False, "number": 0.0, "integer": 0}.get(kind, "")

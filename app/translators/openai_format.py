@@ -219,15 +219,14 @@ class ChatAnswer:
                     yield self._chunk([choice])
                 elif isinstance(event, ChoiceFinished):
                     choice = {"index": event.index, "delta": {}, "logprobs": None}
-                    yield self._chunk([choice | {"finish_reason": event.finish_reason}])
+                    finish = choice | {"finish_reason": event.finish_reason}
+                    yield self._chunk([finish], x_pioneer=pioneer(self.request))
                 elif isinstance(event, ApiError):
                     yield sse(to_error(event)[1])
                     yield DONE
                     return
-        final: dict[str, Any] = {"x_pioneer": pioneer(self.request)}
-        if include_usage:
-            final["usage"] = usage(tally)
-        yield self._chunk([], **final)
+        if include_usage:  # OpenAI sends this choice-less chunk only when asked
+            yield self._chunk([], usage=usage(tally), x_pioneer=pioneer(self.request))
         yield DONE
 
 
@@ -257,6 +256,7 @@ class CompletionAnswer:
         self.model = model
         self.id = f"cmpl-{requests[0].inference_id}"
         self.created = int(time.time())
+        self._echoed: set[tuple[int, int]] = set()  # (prompt, choice) whose echo was sent
 
     def _echo(self, request: InferenceRequest, tally: GenerationTally) -> str:
         return tally.prompt if request.sampling.echo else ""
@@ -306,7 +306,8 @@ class CompletionAnswer:
     ) -> bytes:
         n = request.sampling.n
         if isinstance(event, TokenDelta):
-            first = tally.texts.get(event.index, "") == event.text
+            first = (prompt_index, event.index) not in self._echoed
+            self._echoed.add((prompt_index, event.index))
             echo = self._echo(request, tally) if first else ""
             choice = {
                 "index": prompt_index * n + event.index,
@@ -321,4 +322,5 @@ class CompletionAnswer:
                 "logprobs": None,
                 "finish_reason": event.finish_reason,
             }
+            return self.chunk([choice], x_pioneer=pioneer(self.requests[0]))
         return self.chunk([choice])

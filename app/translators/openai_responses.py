@@ -163,4 +163,6 @@ class ResponsesAnswer:
         yield self._event(
             "response.output_item.done", output_index=0, item=self._message(text, "completed")
         )
+        # Always response.completed (its status says "incomplete" when cut by
+        # max_output_tokens): the openai SDK's stream helper waits for that event.
         yield self._event("response.completed", response=self.response(tally, "completed"))

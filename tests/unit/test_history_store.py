@@ -96,7 +96,7 @@ def test_crash_after_publish_before_manifest(
     def crash() -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(store.inferences, "_write_manifest", crash)
+    monkeypatch.setattr(store.inferences, "_publish", lambda *args: crash())
     with pytest.raises(OSError):
         store.inferences.flush()
     monkeypatch.undo()
@@ -308,4 +308,60 @@ def test_concurrent_flushes_publish_each_row_once(tmp_path: Path) -> None:
     files = [f for f in store.storage.list_parquet("billing") if "empty" not in f]
     assert store.storage.read_table(files).num_rows == 50
     assert store.count("billing") == 50
+    store.close()
+
+
+def test_feedback_compacts_too(tmp_path: Path) -> None:
+    from app.history.records import feedback_row
+
+    store = open_store(tmp_path)
+    for verdict in ("correct", "incorrect", "correct"):
+        row_ = feedback_row(
+            "id-1",
+            verdict=verdict,
+            corrected_output=None,
+            notes=None,
+            project_id="p",
+            api_key_id=None,
+        )
+        store.feedback.append([row_])
+        store.feedback.flush()
+    assert store.compact(min_files=2)["feedback"] == 3
+    assert store.count("feedback") == 3
+    store.close()
+
+
+def test_a_failed_manifest_write_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(tmp_path)
+    store.billing.append([bill(i) for i in range(3)])
+
+    def broken(data: Any, relative: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store.storage, "write_json", broken)
+    with pytest.raises(OSError):
+        store.billing.flush()
+    assert store.count("billing") == 3  # still buffered, not also listed as published
+    monkeypatch.undo()
+    store.flush()
+    assert store.count("billing") == 3
+    files = [f for f in store.storage.list_parquet("billing") if "empty" not in f]
+    store.close()
+    reopened = open_store(tmp_path)  # the file the failed flush wrote is unlisted: removed
+    assert reopened.count("billing") == 3
+    assert len([f for f in reopened.storage.list_parquet("billing") if "empty" not in f]) == 1
+    assert len(files) == 2
+    reopened.close()
+
+
+def test_a_late_duplicate_is_not_shown_twice(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
+    store.billing.append([bill(1)])
+    store.flush()
+    store.billing.append([bill(1)])
+    assert store.count("billing") == 2  # visible until the flush drops the copy
+    store.flush()
+    assert store.count("billing") == 1
     store.close()
