@@ -103,3 +103,10 @@ def test_open_server_logs_once_and_lets_everyone_in(caplog: pytest.LogCaptureFix
     assert "open to any caller" in caplog.text
     assert auth(_request({})).project_id is None
     assert auth(_request({"X-API-Key": "anything"})).key_id == key_id("anything")
+
+
+def test_a_key_without_a_project_is_refused(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text('pio_sk_a: ""\n')
+    with pytest.raises(ValueError, match="non-empty project"):
+        load_keys(AuthConfig(keys_file=str(keys_file), keys_env=None))

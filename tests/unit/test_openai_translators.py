@@ -122,3 +122,12 @@ def test_chat_parameters_map_to_sampling() -> None:
     sampling = request.sampling
     assert sampling.max_tokens == 7 and sampling.stop == ("END",) and sampling.logprobs == 3
     assert sampling.json_schema == {"type": "object"} and not sampling.json_object
+
+
+def test_without_include_usage_no_choiceless_chunk() -> None:
+    tally = GenerationTally()
+    answer = openai_format.ChatAnswer(chat_request(), "m")
+    source = events(TokenDelta(0, "a", 1), ChoiceFinished(0, "length"), tally=tally)
+    payloads = [json.loads(c[6:]) for c in collect(answer.stream(source, tally, False))[:-1]]
+    assert all(p["choices"] for p in payloads)  # OpenAI clients index choices[0]
+    assert payloads[-1]["x_pioneer"]["inference_id"] == REQUEST_ID
