@@ -81,13 +81,15 @@ class InferenceGateway:
             raise ApiException(resolved)
         return resolved
 
-    async def extract(self, request: InferenceRequest) -> InferenceResult:
-        """Run it, then record it; the client gets its result once the record is durable."""
+    async def extract(
+        self, request: InferenceRequest, model: ResolvedModel | None = None
+    ) -> InferenceResult:
+        """Run it, then record it; the client gets its result once the record is durable.
+        `model` skips the resolver hop when the caller has resolved it already."""
         started = time.perf_counter()
         created_at = records.now()
-        model: ResolvedModel | None = None
         try:
-            model = await self.resolve(request.model_id)
+            model = model or await self.resolve(request.model_id)
             result = await self._extract(request, model, started)
         except ApiException as exc:
             latency = (time.perf_counter() - started) * 1000
@@ -186,17 +188,19 @@ class InferenceGateway:
         )
 
     async def generate(
-        self, request: InferenceRequest, tally: GenerationTally
+        self,
+        request: InferenceRequest,
+        tally: GenerationTally,
+        model: ResolvedModel | None = None,
     ) -> AsyncIterator[GenerationEvent]:
         """Engine events as they come. The first is GenerationStarted or an ApiException is
         raised (so a caller can still answer with a plain error); after that, errors arrive
         as ApiError events. Recorded and billed when the stream ends, however it ends."""
         started = time.perf_counter()
         created_at = records.now()
-        model: ResolvedModel | None = None
         handle_stream: Any = None
         try:
-            model = await self.resolve(request.model_id)
+            model = model or await self.resolve(request.model_id)
             handle_stream = self._open_stream(request, model)
             stream = _flatten(handle_stream)
             first = await anext(stream)

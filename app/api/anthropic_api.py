@@ -15,9 +15,9 @@ from app.api.auth import Principal, authenticate
 from app.api.chat_shaped import (
     drain,
     explicit,
-    is_encoder,
     last_user_text,
     parse,
+    resolve_model,
     start_extraction,
     start_generation,
 )
@@ -37,18 +37,20 @@ async def messages(request: Request, principal: Principal = Depends(authenticate
     internal = anthropic_format.to_internal(
         wire, project_id=principal.project_id, api_key_id=principal.key_id
     )
-    if await is_encoder(wire.model):
+    model = await resolve_model(wire.model)
+    if model.kind == "encoder":
         events, tally, internal = await start_extraction(
             wire.model,
             last_user_text(internal.messages or []),
             wire,
             principal,
+            model=model,
             source="anthropic.messages",
             store=wire.store,
             decoder_params=explicit(wire, {"temperature", "top_p", "top_k", "stop_sequences"}),
         )
     else:
-        events, tally = await start_generation(internal, wire)
+        events, tally = await start_generation(internal, wire, model)
     answer = anthropic_format.MessageAnswer(internal, wire.model)
     if wire.stream:
         return sse_response(answer.stream(events, tally), internal)
@@ -66,7 +68,8 @@ async def count_tokens(
         MessagesRequest(model=wire.model, max_tokens=1, messages=wire.messages, system=wire.system)
     )
     probe = InferenceRequest(model_id=wire.model, task="generate", messages=turns)
-    if await is_encoder(wire.model):
+    model = await resolve_model(wire.model)
+    if model.kind == "encoder":
         raise ApiException(
             ApiError.invalid(
                 "count_tokens is for LLMs; extraction results report their input tokens.",

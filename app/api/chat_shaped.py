@@ -15,7 +15,7 @@ from app.api.errors import read_json
 from app.api.native import body_validation_error
 from app.api.state import current
 from app.generation import GenerationTally
-from app.protocol import InferenceRequest
+from app.protocol import InferenceRequest, ResolvedModel
 from app.translators import encoder_chat
 from app.wire.encoder_fields import EncoderFields
 
@@ -40,17 +40,19 @@ def explicit(wire: BaseModel, names: set[str]) -> set[str]:
     }
 
 
-async def is_encoder(model_id: str) -> bool:
-    return (await current().gateway.resolve(model_id)).kind == "encoder"
+async def resolve_model(model_id: str) -> ResolvedModel:
+    """Resolved once per request: the route picks generation or extraction by its kind, and
+    the gateway reuses it."""
+    return await current().gateway.resolve(model_id)
 
 
 async def start_generation(
-    request: InferenceRequest, fields: EncoderFields
+    request: InferenceRequest, fields: EncoderFields, model: ResolvedModel | None = None
 ) -> tuple[AsyncIterator[Any], GenerationTally]:
     """Open a generation; errors before the first event become plain error responses."""
     encoder_chat.refuse_encoder_fields(fields, request.model_id)
     tally = GenerationTally()
-    events = current().gateway.generate(request, tally)
+    events = current().gateway.generate(request, tally, model)
     await anext(events)  # GenerationStarted (tallied), or an ApiException raised
     return events, tally
 
@@ -64,6 +66,7 @@ async def start_extraction(
     source: Any,
     store: bool,
     decoder_params: set[str],
+    model: ResolvedModel | None = None,
     json_schema: dict[str, Any] | None = None,
     batched: bool = False,
 ) -> tuple[AsyncIterator[Any], GenerationTally, InferenceRequest]:
@@ -81,7 +84,7 @@ async def start_extraction(
         api_key_id=principal.key_id,
         max_texts=state.limits.max_texts_per_request,
     )
-    result = await state.gateway.extract(request)
+    result = await state.gateway.extract(request, model)
     events, tally = encoder_chat.as_events(result, shaper)
     return events, tally, request
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.protocol import ApiError, ApiException
 from app.translators import anthropic_format, native, openai_format
+from app.translators.validation import summarize
 
 logger = logging.getLogger("ray.serve")
 ErrorFormat = Literal["native", "openai", "anthropic"]
@@ -40,16 +41,6 @@ def render(
 ) -> JSONResponse:
     status, body = _RENDERERS[fmt](error)
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def summarize(errors: list[dict[str, Any]]) -> str:
-    """One line naming each bad field; never echoes the input (it may be `store: false`)."""
-    parts = []
-    for error in errors:
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
 
 
 async def read_json(request: Request, limit: int) -> Any:

@@ -17,15 +17,22 @@ from app.api.auth import Principal, authenticate
 from app.api.chat_shaped import (
     drain,
     explicit,
-    is_encoder,
     last_user_text,
     parse,
+    resolve_model,
     start_extraction,
     start_generation,
 )
 from app.api.state import current
 from app.generation import GenerationTally
-from app.protocol import ApiError, ApiException, ChoiceFinished, InferenceRequest, TokenDelta
+from app.protocol import (
+    ApiError,
+    ApiException,
+    ChoiceFinished,
+    InferenceRequest,
+    ResolvedModel,
+    TokenDelta,
+)
 from app.streams import joined
 from app.translators import openai_format, openai_responses
 from app.wire.openai_wire import ChatCompletionRequest, CompletionRequest, ResponsesRequest
@@ -51,7 +58,8 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
     internal = openai_format.chat_to_internal(
         wire, project_id=principal.project_id, api_key_id=principal.key_id
     )
-    if await is_encoder(wire.model):
+    model = await resolve_model(wire.model)
+    if model.kind == "encoder":
         response_format = wire.response_format
         json_schema = None
         if response_format is not None and response_format.type == "json_schema":
@@ -61,13 +69,14 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
             last_user_text(internal.messages or []),
             wire,
             principal,
+            model=model,
             source="openai.chat",
             store=wire.store,
             decoder_params=explicit(wire, SAMPLING | {"logprobs", "top_logprobs"}),
             json_schema=json_schema,
         )
     else:
-        events, tally = await start_generation(internal, wire)
+        events, tally = await start_generation(internal, wire, model)
     answer = openai_format.ChatAnswer(internal, wire.model)
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
@@ -80,12 +89,14 @@ async def chat_completions(request: Request, principal: Principal = Depends(auth
 async def completions(request: Request, principal: Principal = Depends(authenticate)) -> Any:
     wire = await parse(request, CompletionRequest)
     prompts = [wire.prompt] if isinstance(wire.prompt, str) else list(wire.prompt)
-    if await is_encoder(wire.model):
+    model = await resolve_model(wire.model)
+    if model.kind == "encoder":
         events, tally, internal = await start_extraction(
             wire.model,
             prompts,
             wire,
             principal,
+            model=model,
             source="openai.completions",
             store=wire.store,
             decoder_params=explicit(wire, SAMPLING | {"logprobs", "echo", "suffix"}),
@@ -106,16 +117,17 @@ async def completions(request: Request, principal: Principal = Depends(authentic
             )
             for prompt in prompts
         ]
-        started = [await start_generation(requests[0], wire)]  # opens before any 200
+        started = [await start_generation(requests[0], wire, model)]  # opens before any 200
     answer = openai_format.CompletionAnswer(requests, wire.model)
     if wire.stream:
         include_usage = bool(wire.stream_options and wire.stream_options.include_usage)
         return sse_response(
-            _stream_completions(answer, requests, started[0], wire, include_usage), requests[0]
+            _stream_completions(answer, requests, started[0], wire, model, include_usage),
+            requests[0],
         )
     tallies, logprobs = [], []
     for index, request_ in enumerate(requests):
-        events, tally = started[0] if index == 0 else await start_generation(request_, wire)
+        events, tally = started[0] if index == 0 else await start_generation(request_, wire, model)
         kept: dict[int, list] = {}
         await drain(events, tally, lambda e, kept=kept: _keep(kept, e))
         tallies.append(tally)
@@ -133,12 +145,13 @@ async def _stream_completions(
     requests: list[InferenceRequest],
     first: tuple[AsyncIterator[Any], GenerationTally],
     wire: CompletionRequest,
+    model: ResolvedModel,
     include_usage: bool,
 ) -> AsyncIterator[bytes]:
     tallies = []
     for index, request in enumerate(requests):
         try:
-            events, tally = first if index == 0 else await start_generation(request, wire)
+            events, tally = first if index == 0 else await start_generation(request, wire, model)
         except ApiException as exc:
             yield openai_format.sse(openai_format.to_error(exc.error)[1])
             yield openai_format.DONE
@@ -180,13 +193,15 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
                     status=400,
                 )
             )
-    if await is_encoder(wire.model):
+    model = await resolve_model(wire.model)
+    if model.kind == "encoder":
         text = openai_responses.to_internal(wire, None, project_id=None, api_key_id=None)
         events, tally, internal = await start_extraction(
             wire.model,
             last_user_text(text.messages or []),
             wire,
             principal,
+            model=model,
             source="openai.responses",
             store=wire.store,
             decoder_params=explicit(
@@ -197,7 +212,7 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
         internal = openai_responses.to_internal(
             wire, previous, project_id=principal.project_id, api_key_id=principal.key_id
         )
-        events, tally = await start_generation(internal, wire)
+        events, tally = await start_generation(internal, wire, model)
     answer = openai_responses.ResponsesAnswer(internal, wire)
     if wire.stream:
         return sse_response(answer.stream(events, tally), internal)

@@ -8,7 +8,7 @@ parameter; only fixed SQL text is formatted.
 from __future__ import annotations
 
 import fcntl
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -265,11 +265,3 @@ class HistoryStore:
 def _dicts(result: Any) -> list[dict[str, Any]]:
     columns = [c[0] for c in result.description]
     return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
-
-
-@contextmanager
-def opened(root: str, wal_dir: str | None = None) -> Any:
-    with ExitStack() as stack:
-        store = HistoryStore(root, wal_dir).open()
-        stack.callback(store.close)
-        yield store

@@ -26,6 +26,7 @@ from app.protocol import (
     TokenDelta,
 )
 from app.translators import native
+from app.translators.validation import summarize
 from app.wire.encoder_fields import EncoderFields
 
 STRUCTURE = "response"  # the structure name a response_format schema becomes
@@ -100,18 +101,13 @@ def to_extraction(
     try:
         wire = native.parse_request(body)
     except ValidationError as exc:
-        raise ApiException(ApiError.invalid(_summary(exc), "schema", status=400)) from None
+        message = summarize(exc.errors(include_input=False))
+        raise ApiException(ApiError.invalid(message, "schema", status=400)) from None
     request = native.to_internal(
         wire, project_id=project_id, api_key_id=api_key_id, max_texts=max_texts
     )
     request.source, request.store = source, store
     return request, shaper
-
-
-def _summary(exc: ValidationError) -> str:
-    from app.api.errors import summarize
-
-    return summarize(exc.errors(include_input=False))
 
 
 def as_events(

@@ -17,7 +17,12 @@ from app.protocol import (
     SamplingOptions,
     TokenDelta,
 )
-from app.wire.openai_wire import ChatCompletionRequest, CompletionRequest, join_parts
+from app.wire.openai_wire import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    SamplingFields,
+    join_parts,
+)
 
 _TYPES = {
     400: "invalid_request_error",
@@ -61,6 +66,19 @@ def pioneer(request: InferenceRequest) -> dict[str, Any]:
 # ---- requests ------------------------------------------------------------------------------
 
 
+def _shared_sampling(wire: SamplingFields) -> dict[str, Any]:
+    """The parameters chat and text completions share, under the same names."""
+    return {
+        "temperature": wire.temperature,
+        "top_p": wire.top_p,
+        "n": wire.n,
+        "stop": wire.stops(),
+        "seed": wire.seed,
+        "presence_penalty": wire.presence_penalty,
+        "frequency_penalty": wire.frequency_penalty,
+    }
+
+
 def chat_to_internal(
     wire: ChatCompletionRequest, *, project_id: str | None, api_key_id: str | None
 ) -> InferenceRequest:
@@ -74,14 +92,8 @@ def chat_to_internal(
         task="generate",
         messages=messages,
         sampling=SamplingOptions(
+            **_shared_sampling(wire),
             max_tokens=wire.max_completion_tokens or wire.max_tokens,
-            temperature=wire.temperature,
-            top_p=wire.top_p,
-            n=wire.n,
-            stop=wire.stops(),
-            seed=wire.seed,
-            presence_penalty=wire.presence_penalty,
-            frequency_penalty=wire.frequency_penalty,
             logprobs=(wire.top_logprobs or 0) if wire.logprobs else None,
             json_schema=(response_format.json_schema or {}).get("schema")
             if response_format and response_format.type == "json_schema"
@@ -104,14 +116,8 @@ def completion_to_internal(
         task="generate",
         prompt=prompt,
         sampling=SamplingOptions(
+            **_shared_sampling(wire),
             max_tokens=wire.max_tokens,
-            temperature=wire.temperature,
-            top_p=wire.top_p,
-            n=wire.n,
-            stop=wire.stops(),
-            seed=wire.seed,
-            presence_penalty=wire.presence_penalty,
-            frequency_penalty=wire.frequency_penalty,
             logprobs=wire.logprobs,
             echo=wire.echo,
         ),

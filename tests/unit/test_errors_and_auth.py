@@ -8,10 +8,11 @@ import pytest
 from starlette.requests import Request
 
 from app.api.auth import Authenticator, key_id, load_keys
-from app.api.errors import error_format, summarize
+from app.api.errors import error_format
 from app.config import AuthConfig
 from app.protocol import ApiError, ApiException
 from app.translators import anthropic_format, native, openai_format
+from app.translators.validation import summarize
 
 NOT_FOUND = ApiError.model_not_found("nope")
 
