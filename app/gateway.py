@@ -25,6 +25,7 @@ from app.protocol import (
     InferenceRequest,
     InferenceResult,
     ResolvedModel,
+    quoted,
 )
 
 logger = logging.getLogger("ray.serve")
@@ -162,7 +163,7 @@ class InferenceGateway:
         if model.kind != "encoder":
             raise ApiException(
                 ApiError.invalid(
-                    f"Model {request.model_id!r} is a decoder (LLM): send task 'generate' "
+                    f"Model {quoted(request.model_id)} is a decoder (LLM): send task 'generate' "
                     "with messages instead of text and schema.",
                     "model_id",
                     status=400,
@@ -253,7 +254,7 @@ class InferenceGateway:
         if model.kind != "decoder":
             raise ApiException(
                 ApiError.invalid(
-                    f"Model {request.model_id!r} is an encoder (GLiNER2): it extracts with a "
+                    f"Model {quoted(request.model_id)} is an encoder (GLiNER2): it extracts with a "
                     "schema and does not generate text.",
                     "model",
                     status=400,
@@ -261,7 +262,9 @@ class InferenceGateway:
             )
         handle = self._decoders.get(model.model_id)
         if handle is None:
-            raise ApiException(ApiError.model_unavailable(f"{model.model_id!r} is not deployed."))
+            raise ApiException(
+                ApiError.model_unavailable(f"{quoted(model.model_id)} is not deployed.")
+            )
         call = GenerationCall(
             model, request.prompt, request.messages, request.sampling, request.inference_id
         )
@@ -306,7 +309,7 @@ class InferenceGateway:
         handle = self._decoders.get(model.model_id)
         if handle is None:
             raise ApiException(
-                ApiError.invalid(f"{request.model_id!r} is not a decoder here.", "model", 400)
+                ApiError.invalid(f"{quoted(request.model_id)} is not a decoder here.", "model", 400)
             )
         counted = await handle.count_tokens.remote(request.prompt, request.messages)
         if isinstance(counted, ApiError):

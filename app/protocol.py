@@ -7,11 +7,30 @@ picklable, and free of torch, ray and the wire models.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Task = Literal["extract", "generate"]
+MAX_MESSAGE_CHARS = 2000
+# A UTF-16 surrogate on its own: Python strings can hold one, UTF-8 and tokenizers cannot.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clip(value: object, limit: int = 100) -> str:
+    """A client's value as an error message may show it: bounded and always encodable
+    (a lone surrogate comes out as its escape, not as a character UTF-8 cannot hold)."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def quoted(value: object, limit: int = 100) -> str:
+    return repr(clip(value, limit))
+
+
 SourceFormat = Literal[
     "native", "openai.chat", "openai.completions", "openai.responses", "anthropic.messages"
 ]
@@ -25,6 +44,12 @@ class ApiError:
     code: str
     message: str
     param: str | None = None
+    retry_after_s: int | None = None  # sent as Retry-After: the client may try again then
+
+    def __post_init__(self) -> None:
+        # Messages quote client values; however they were built, their size stays bounded.
+        if len(self.message) > MAX_MESSAGE_CHARS:
+            object.__setattr__(self, "message", clip(self.message, MAX_MESSAGE_CHARS))
 
     @classmethod
     def invalid(cls, message: str, param: str | None = None, status: int = 422) -> ApiError:
@@ -35,8 +60,8 @@ class ApiError:
         return cls(
             404,
             "model_not_found",
-            f"Model {model_id!r} was not found. GET /base-models lists the models this server "
-            "serves; a fine-tuned model is addressed by its job id.",
+            f"Model {quoted(model_id)} was not found. GET /base-models lists the models this "
+            "server serves; a fine-tuned model is addressed by its job id.",
             "model_id",
         )
 

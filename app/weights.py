@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from app.protocol import quoted
+
 Availability = Literal["available", "missing", "unreachable"]
 
 
@@ -25,7 +27,7 @@ def locate(
         return WeightsLocation(
             "missing",
             None,
-            f"Model {model_id!r} has no weights at {local_dir}. Build the offline models "
+            f"Model {quoted(model_id)} has no weights at {local_dir}. Build the offline models "
             "with `make models` (python -m app.models build), or fix weights.local_dir in "
             "the catalog.",
         )
@@ -38,7 +40,7 @@ def locate(
     return WeightsLocation(
         "unreachable",
         None,
-        f"Model {model_id!r} is a hub model ({hub_id}) that is not in the local cache, and "
+        f"Model {quoted(model_id)} is a hub model ({hub_id}) that is not in the local cache, and "
         "hub downloads are off (hub.allow_downloads: false). On a machine with network run "
         f"`hf download {hub_id}`, or set hub.allow_downloads: true, or point the catalog "
         "entry at a local_dir.",

@@ -176,9 +176,10 @@ class EncoderDeployment:
         outcomes: list[ExtractionOutcome | ApiError] = []
         offset = 0
         for item, tokens in zip(group, counts, strict=True):
-            size = len(item.call.texts)
-            outcomes.append(ExtractionOutcome(results[offset : offset + size], tokens, engine_ms))
-            offset += size
+            mine = results[offset : offset + len(item.call.texts)]
+            offset += len(mine)
+            refused = next((r for r in mine if isinstance(r, ApiError)), None)
+            outcomes.append(refused or ExtractionOutcome(mine, tokens, engine_ms))
         return outcomes
 
     # ---- introspection -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from ray import serve
 
 from app.config import HistoryConfig
-from app.history.records import to_wire
+from app.history.records import UNRECORDED, to_wire
 from app.history.store import HistoryStore, InferenceFilters
 
 logger = logging.getLogger("ray.serve")
@@ -64,17 +64,30 @@ class Recorder:
         return await self._write(entries)
 
     async def _write(self, entries: list[_Entry]) -> list[bool]:
-        """One WAL append (one fsync) per dataset for a whole group of entries.
+        return await asyncio.to_thread(self._write_group, entries)
 
-        Billing first and on its own: a history failure must never lose a bill."""
-        await asyncio.to_thread(self._store.billing.append, [e.billing for e in entries])
-        history = [e.history for e in entries if e.history is not None]
+    def _write_group(self, entries: list[_Entry]) -> list[bool]:
+        """One WAL append (one fsync) per dataset for a whole group; each row stands alone.
+
+        History rows are checked first, so the bill of a request whose row cannot be kept
+        says so ("unrecorded": it ran, and its caller is told it was not recorded). Bills are
+        written before history rows: a failed history write never loses a bill."""
+        history = self._store.inferences.prepare(
+            [e.history for e in entries if e.history is not None]
+        )
+        kept = iter(item is not None for item in history)
+        recorded = [True if e.history is None else next(kept) for e in entries]
+        bills = [
+            e.billing if ok else {**e.billing, "status": UNRECORDED}
+            for e, ok in zip(entries, recorded, strict=True)
+        ]
+        billed = self._store.billing.append(bills)
         try:
-            await asyncio.to_thread(self._store.inferences.append, history)
+            self._store.inferences.write(history)
         except Exception:
-            logger.exception("history append failed for %d rows (billing kept)", len(history))
-            return [e.history is None for e in entries]
-        return [True] * len(entries)
+            logger.exception("history append failed for %d rows (bills kept)", len(history))
+            return [e.history is None and ok for e, ok in zip(entries, billed, strict=True)]
+        return [ok and bill for ok, bill in zip(recorded, billed, strict=True)]
 
     async def add_feedback(self, row: dict[str, Any]) -> None:
         await asyncio.to_thread(self._store.feedback.append, [row])

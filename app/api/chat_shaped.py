@@ -11,7 +11,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from app.api.auth import Principal
-from app.api.errors import read_json
+from app.api.json_body import read_json
 from app.api.native import body_validation_error
 from app.api.state import current
 from app.generation import GenerationTally

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -13,7 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.protocol import ApiError, ApiException
+from app.api.json_body import too_large
+from app.protocol import ApiError, ApiException, clip
 from app.translators import anthropic_format, native, openai_format
 from app.translators.validation import summarize
 
@@ -40,27 +40,35 @@ def render(
     error: ApiError, fmt: ErrorFormat, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     status, body = _RENDERERS[fmt](error)
+    if error.retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(error.retry_after_s)}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON, enforcing the size limit on what actually arrives."""
-    size = 0
-    chunks = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiException(_too_large(limit))
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as exc:
-        error = ApiError(400, "invalid_json", f"Request body is not valid JSON: {exc}")
-        raise ApiException(error) from None
+MAX_LISTED_ERRORS = 20
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "request_too_large", f"Request body exceeds the limit of {limit} bytes.")
+def bounded(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors as a client may see them: at most MAX_LISTED_ERRORS, each location
+    part and message clipped (a location can hold a client's dict key, a message its value)."""
+    shown = [
+        {
+            **error,
+            "loc": tuple(
+                part if isinstance(part, int) else clip(part, 64) for part in error["loc"]
+            ),
+            "msg": clip(error["msg"], 300),
+        }
+        for error in errors[:MAX_LISTED_ERRORS]
+    ]
+    if len(errors) > MAX_LISTED_ERRORS:
+        more = len(errors) - MAX_LISTED_ERRORS
+        shown.append({"loc": ("body",), "msg": f"and {more} more errors", "type": "too_many"})
+    return shown
+
+
+def _loc_part(part: Any) -> Any:
+    return part if isinstance(part, int) else clip(part, 64)
 
 
 class BodySizeLimit:
@@ -77,7 +85,7 @@ class BodySizeLimit:
             limit = self.limit()
             if declared.isdigit() and int(declared) > limit:
                 fmt = error_format(scope["path"], headers)
-                await render(_too_large(limit), fmt)(scope, receive, send)
+                await render(too_large(limit), fmt)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -94,7 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         fmt = fmt_of(request)
-        errors = list(exc.errors())
+        errors = bounded(list(exc.errors()))
         if fmt == "native":
             return JSONResponse(native.validation_error_body(errors), status_code=422)
         return render(ApiError.invalid(summarize(errors), status=400), fmt)

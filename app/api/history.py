@@ -6,34 +6,53 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.api.auth import Principal, authenticate
-from app.api.errors import read_json
+from app.api.json_body import read_json
 from app.api.native import body_validation_error
 from app.api.state import current
 from app.history.records import feedback_row
 from app.history.store import InferenceFilters
-from app.protocol import ApiError, ApiException
+from app.protocol import ApiError, ApiException, quoted
 from app.wire.history import FeedbackRequest, FeedbackResponse
 
 router = APIRouter(tags=["inference-history"])
 
 
-def _utc(value: datetime | None) -> datetime | None:
+# DuckDB binds LIMIT/OFFSET as BIGINT: an offset past this is a client error, not a crash.
+MAX_OFFSET = 2**62
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """As UTC; a time whose UTC form is outside years 1-9999 is the client's error (422)."""
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": "Datetime is out of range once converted to UTC (years 1-9999)",
+                    "type": "datetime_out_of_range",
+                }
+            ]
+        ) from None
 
 
 def _not_found(inference_id: str) -> ApiException:
-    return ApiException(ApiError(404, "not_found", f"Inference {inference_id!r} was not found."))
+    return ApiException(
+        ApiError(404, "not_found", f"Inference {quoted(inference_id)} was not found.")
+    )
 
 
 @router.get("/inferences", summary="List inference history, newest first")
 async def list_inferences(
     limit: int = Query(100, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     model_id: str | None = Query(None),
     task: str | None = Query(None, description="e.g. extract_entities, classify_text"),
     project_id: str | None = Query(None),
@@ -55,8 +74,8 @@ async def list_inferences(
         task=task,
         project_id=project_id,
         training_job_id=training_job_id,
-        since=_utc(since),
-        until=_utc(until),
+        since=_utc(since, "since"),
+        until=_utc(until, "until"),
         latency_min=latency_min,
         latency_max=latency_max,
     )
@@ -111,7 +130,9 @@ async def get_feedback(
     row = await current().gateway.history("get_feedback", inference_id, principal.project_id)
     if row is None:
         raise ApiException(
-            ApiError(404, "not_found", f"No feedback has been submitted for {inference_id!r}.")
+            ApiError(
+                404, "not_found", f"No feedback has been submitted for {quoted(inference_id)}."
+            )
         )
     return row
 
@@ -122,5 +143,7 @@ async def usage(
     until: datetime | None = Query(None),
     principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
-    rows = await current().gateway.history("usage", principal.project_id, _utc(since), _utc(until))
+    rows = await current().gateway.history(
+        "usage", principal.project_id, _utc(since, "since"), _utc(until, "until")
+    )
     return {"usage": rows, "since": since, "until": until}

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from app.api.auth import Principal, authenticate
-from app.api.errors import read_json
+from app.api.json_body import read_json
 from app.api.state import current
 from app.generation import GenerationTally
 from app.protocol import ApiException

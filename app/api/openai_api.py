@@ -32,6 +32,7 @@ from app.protocol import (
     InferenceRequest,
     ResolvedModel,
     TokenDelta,
+    quoted,
 )
 from app.streams import joined
 from app.translators import openai_format, openai_responses
@@ -187,7 +188,7 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
         if previous is None or previous.get("format") != "openai.responses":
             raise ApiException(
                 ApiError.invalid(
-                    f"Previous response {wire.previous_response_id!r} was not found: it does "
+                    f"Previous response {quoted(wire.previous_response_id)} was not found: it does "
                     "not exist, or it was created with store: false and so was never kept.",
                     "previous_response_id",
                     status=400,

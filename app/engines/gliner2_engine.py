@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from gliner2 import GLiNER2, Schema
 
+from app.engines import gliner2_windows
 from app.engines.gliner2_output import described_relation_keys, merge_described_relations
-from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel
+from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel, quoted
 from app.weights import locate
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class GLiNER2Engine:
         except Exception as exc:  # a broken or unreachable checkpoint must not kill the replica
             raise ApiException(
                 ApiError.model_unavailable(
-                    f"Model {model.requested_id!r} could not be loaded from {source}: {exc}. "
+                    f"Model {quoted(model.requested_id)} could not be loaded from {source}: {exc}. "
                     "Check the catalog entry's weights, or rebuild with `make models`."
                 )
             ) from exc
@@ -118,8 +119,53 @@ class GLiNER2Engine:
         schemas: list[CompiledSchema],
         options: ExtractOptions,
         batch_size: int,
+    ) -> list[dict[str, Any] | ApiError]:
+        """One result per text, or the ApiError that text's request earned (its schema
+        leaves no room for text). Texts longer than the window run as windows, merged."""
+        model = loaded.model
+        window = gliner2_windows.window_of(model)
+        sizes: dict[int, int] = {}  # the texts of one request share one schema object
+        plans: list[gliner2_windows.Windows | ApiError] = []
+        for text, schema in zip(texts, schemas, strict=True):
+            size = sizes.get(id(schema))
+            if size is None:
+                size = sizes[id(schema)] = gliner2_windows.schema_tokens(model, schema.schema)
+            try:
+                plans.append(gliner2_windows.plan(model, window, text, schema.schema, size))
+            except ApiException as exc:
+                plans.append(exc.error)
+        results: list[dict[str, Any] | ApiError] = list(plans)  # type: ignore[arg-type]
+        whole = [i for i, p in enumerate(plans) if not isinstance(p, ApiError) and not p.chunks]
+        cut = [i for i, p in enumerate(plans) if not isinstance(p, ApiError) and p.chunks]
+        if whole:
+            ran = self._run(
+                model, [texts[i] for i in whole], [schemas[i] for i in whole], options, batch_size
+            )
+            for i, result in zip(whole, ran, strict=True):
+                results[i] = result
+        if cut:  # windows keep spans and confidences: the merge needs them
+            windowed = [(i, plans[i]) for i in cut]
+            chunk_texts = [t for _, p in windowed for t in p.texts]
+            chunk_schemas = [schemas[i] for i, p in windowed for _ in p.texts]
+            spans_on = ExtractOptions(options.threshold, True, True)
+            ran = iter(self._run(model, chunk_texts, chunk_schemas, spans_on, batch_size))
+            for i, windows in windowed:
+                parts = [next(ran) for _ in windows.texts]
+                results[i] = gliner2_windows.merge(windows, parts, options)
+        return [
+            r if isinstance(r, ApiError) else merge_described_relations(r, s.relation_keys)
+            for r, s in zip(results, schemas, strict=True)
+        ]
+
+    @staticmethod
+    def _run(
+        model: GLiNER2,
+        texts: list[str],
+        schemas: list[CompiledSchema],
+        options: ExtractOptions,
+        batch_size: int,
     ) -> list[dict[str, Any]]:
-        results = loaded.model.batch_extract(
+        return model.batch_extract(
             texts,
             [schema.schema for schema in schemas],
             batch_size=batch_size,
@@ -127,7 +173,3 @@ class GLiNER2Engine:
             include_confidence=options.include_confidence,
             include_spans=options.include_spans,
         )
-        return [
-            merge_described_relations(result, schema.relation_keys)
-            for result, schema in zip(results, schemas, strict=True)
-        ]

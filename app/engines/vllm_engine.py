@@ -116,7 +116,7 @@ class VLLMEngine:
             max_tokens=options.max_tokens or room,
             temperature=1.0 if options.temperature is None else options.temperature,
             top_p=1.0 if options.top_p is None else options.top_p,
-            top_k=options.top_k or 0,
+            top_k=self._top_k(options.top_k),
             stop=list(options.stop) or None,
             seed=options.seed,
             presence_penalty=options.presence_penalty,
@@ -125,6 +125,13 @@ class VLLMEngine:
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA,
         )
+
+    def _top_k(self, top_k: int | None) -> int:
+        """0 (off) when unset or at least the vocabulary: a larger k changes nothing, and
+        vLLM keeps k in a fixed-width tensor that a huge value would overflow."""
+        if top_k is None or top_k >= len(self.tokenizer):
+            return 0
+        return top_k
 
     def _lora(self, adapter_dir: str | None) -> Any:
         from vllm.lora.request import LoRARequest

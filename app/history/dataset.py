@@ -11,6 +11,7 @@ Files a compaction replaces are retired and deleted once no reader can still be 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
@@ -25,9 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from app.history.records import without_lone_surrogates
 from app.history.storage import Storage
-from app.history.wal import WriteAheadLog
+from app.history.wal import WriteAheadLog, encode_row
 
+logger = logging.getLogger("ray.serve")
 EMPTY_FILE = "date=1970-01-01/empty.parquet"  # zero rows: a reader's file list is never empty
 RECENT_IDS = 200_000  # ids published by this process that a late duplicate is checked against
 
@@ -39,6 +42,12 @@ class Snapshot:
     files: list[str]
     buffered: pa.Table
     token: int
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    row: dict[str, Any]
+    line: bytes  # the row as its WAL line
 
 
 @dataclass
@@ -107,14 +116,48 @@ class Dataset:
 
     # ---- writes --------------------------------------------------------------------------
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        """Durable when it returns: in the WAL (fsynced) and visible to readers."""
-        if not rows:
+    def append(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """Durable when it returns: in the WAL (fsynced) and visible to readers. Each row
+        stands alone: one that cannot be stored is refused (False), the others are kept."""
+        prepared = self.prepare(rows)
+        self.write(prepared)
+        return [item is not None for item in prepared]
+
+    def prepare(self, rows: list[dict[str, Any]]) -> list[_Prepared | None]:
+        """Each row as a WAL line, checked against the Parquet schema too, so one bad row
+        can never poison the log, the buffer or a flush that the group's other rows share.
+        A row holding lone surrogates is kept with them replaced (U+FFFD); a row that still
+        does not fit is refused alone (None). The common case checks the group at once."""
+        try:
+            self._to_table(rows)
+            group_fits = True
+        except Exception:
+            group_fits = False
+        return [self._prepare_row(row, group_fits) for row in rows]
+
+    def _prepare_row(self, row: dict[str, Any], fits: bool) -> _Prepared | None:
+        for candidate in (row, without_lone_surrogates(row)):
+            try:
+                line = encode_row(candidate)
+                if not fits:
+                    self._to_table([candidate])
+                return _Prepared(candidate, line)
+            except Exception as exc:
+                fits = False
+                error = exc
+        logger.error(
+            "%s row %s refused: %s", self.name, row.get("id"), type(error).__name__
+        )  # the type only: the payload may be store-worthy but not log-worthy
+        return None
+
+    def write(self, prepared: list[_Prepared | None]) -> None:
+        kept = [item for item in prepared if item is not None]
+        if not kept:
             return
         with self._lock:
-            self.wal.append(rows)
-            for row in rows:
-                self._buffer.setdefault(row["id"], row)
+            self.wal.write([item.line for item in kept])
+            for item in kept:
+                self._buffer.setdefault(item.row["id"], item.row)
             self._buffer_table = None
             if self._buffered_since is None:
                 self._buffered_since = time.monotonic()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from app.protocol import ApiError, InferenceRequest, ResolvedModel
+from app.protocol import LONE_SURROGATE, ApiError, InferenceRequest, ResolvedModel
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -79,6 +79,10 @@ FEEDBACK = pa.schema(
     ]
 )
 
+# A bill's status when the inference ran but its history row could not be kept (the caller
+# got a 503 instead of the result); "success" and "failed" are the others.
+UNRECORDED = "unrecorded"
+
 SCHEMAS = {"inferences": INFERENCES, "billing": BILLING, "feedback": FEEDBACK}
 JSON_FIELDS = {"input", "output", "metadata", "corrected_output", "human_corrected_output"}
 
@@ -101,6 +105,15 @@ ERROR_TYPES = {
     "context_length_exceeded": "validation",
     "client_disconnected": "timeout",
 }
+
+
+def without_lone_surrogates(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with every lone surrogate replaced by U+FFFD: valid UTF-8, and JSON text
+    fields stay valid JSON. (The doors refuse such text; this keeps a record regardless.)"""
+    return {
+        key: LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+        for key, value in row.items()
+    }
 
 
 def now() -> datetime:

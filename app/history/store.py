@@ -237,7 +237,7 @@ class HistoryStore:
                            -- what ran: the job, else the base model (aliases fold in)
                            coalesce(training_job_id, base_model, model_id) AS model_id,
                            count(*) AS inferences,
-                           count(*) FILTER (WHERE status = 'failed') AS failed,
+                           count(*) FILTER (WHERE status <> 'success') AS failed,
                            sum(input_tokens) AS input_tokens,
                            sum(output_tokens) AS output_tokens,
                            sum(cache_read_tokens) AS cache_read_tokens,

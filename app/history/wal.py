@@ -24,6 +24,11 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot log {type(value).__name__}")
 
 
+def encode_row(row: dict[str, Any]) -> bytes:
+    """One row as a WAL line; raises if the row cannot be held as UTF-8 JSON."""
+    return json.dumps(row, default=_encode, ensure_ascii=False).encode() + b"\n"
+
+
 class WriteAheadLog:
     def __init__(self, directory: Path, schema: pa.Schema) -> None:
         self.directory = directory
@@ -44,10 +49,11 @@ class WriteAheadLog:
         return sorted(self.directory.glob("*.jsonl"))
 
     def append(self, rows: list[dict[str, Any]]) -> None:
-        payload = b"".join(
-            json.dumps(row, default=_encode, ensure_ascii=False).encode() + b"\n" for row in rows
-        )
-        self._handle.write(payload)
+        self.write([encode_row(row) for row in rows])
+
+    def write(self, lines: list[bytes]) -> None:
+        """Lines made by `encode_row`, in one write and one fsync."""
+        self._handle.write(b"".join(lines))
         self._handle.flush()
         os.fsync(self._handle.fileno())
 

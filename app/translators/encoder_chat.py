@@ -24,6 +24,7 @@ from app.protocol import (
     InferenceRequest,
     InferenceResult,
     TokenDelta,
+    quoted,
 )
 from app.translators import native
 from app.translators.validation import summarize
@@ -39,8 +40,8 @@ def refuse_decoder_params(names: set[str], model_id: str) -> None:
         listed = ", ".join(sorted(names))
         raise ApiException(
             ApiError.invalid(
-                f"{listed}: generation parameters do not apply to {model_id!r}, an extraction "
-                "(GLiNER2) model. Send the text and a `schema` instead.",
+                f"{listed}: generation parameters do not apply to {quoted(model_id)}, an "
+                "extraction (GLiNER2) model. Send the text and a `schema` instead.",
                 sorted(names)[0],
                 status=400,
             )
@@ -51,7 +52,8 @@ def refuse_encoder_fields(fields: EncoderFields, model_id: str) -> None:
     if fields.encoder_fields_set():
         raise ApiException(
             ApiError.invalid(
-                f"schema/threshold/include_* apply to extraction models; {model_id!r} is an LLM.",
+                f"schema/threshold/include_* apply to extraction models; {quoted(model_id)} is "
+                "an LLM.",
                 "schema",
                 status=400,
             )
@@ -81,8 +83,8 @@ def to_extraction(
     elif fields.schema_ is None:
         raise ApiException(
             ApiError.invalid(
-                f"{model_id!r} is an extraction (GLiNER2) model: pass the extraction `schema` "
-                "as an extra body field (OpenAI SDK: extra_body={'schema': {...}}).",
+                f"{quoted(model_id)} is an extraction (GLiNER2) model: pass the extraction "
+                "`schema` as an extra body field (OpenAI SDK: extra_body={'schema': {...}}).",
                 "schema",
                 status=400,
             )
@@ -185,7 +187,7 @@ def _field(name: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(kind, list):  # ["string", "null"]: nullable; unfound values become null
         kinds = [k for k in kind if k != "null"]
         if len(kinds) != 1:
-            raise _unsupported(f"{name}: type {kind!r}")
+            raise _unsupported(f"{name}: type {quoted(kind)}")
         kind = kinds[0]
     field: dict[str, Any] = {"name": name}
     if spec.get("description"):
@@ -205,7 +207,7 @@ def _field(name: str, spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if spec.get("enum"):
             field["choices"] = [str(c) for c in spec["enum"]]
         return kind, field
-    raise _unsupported(f"{name}: type {kind!r} (nested objects are not extractable)")
+    raise _unsupported(f"{name}: type {quoted(kind)} (nested objects are not extractable)")
 
 
 def _text(value: Any) -> str | None:

@@ -10,7 +10,14 @@ from contextlib import aclosing
 from typing import Any
 
 from app.generation import GenerationTally
-from app.protocol import ApiError, ApiException, InferenceRequest, SamplingOptions, TokenDelta
+from app.protocol import (
+    ApiError,
+    ApiException,
+    InferenceRequest,
+    SamplingOptions,
+    TokenDelta,
+    quoted,
+)
 from app.wire.openai_wire import ResponsesRequest, join_parts
 
 
@@ -24,7 +31,7 @@ def inference_id_of(previous_response_id: str) -> str:
     except ValueError:
         raise ApiException(
             ApiError.invalid(
-                f"previous_response_id {previous_response_id!r} is not a response id.",
+                f"previous_response_id {quoted(previous_response_id)} is not a response id.",
                 "previous_response_id",
                 status=400,
             )

@@ -37,7 +37,7 @@ class MessagesRequest(EncoderFields):
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(None, ge=0.0, le=1.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
-    top_k: int | None = Field(None, ge=1)
+    top_k: int | None = Field(None, ge=1, le=2**31 - 1)
     metadata: dict[str, Any] | None = None
     stream: bool = False
     store: bool = True

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.protocol import quoted
+
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
@@ -49,7 +51,7 @@ def _reject_duplicates(names: list[str], what: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise ValueError(f"duplicate {what} {name!r}")
+            raise ValueError(f"duplicate {what} {quoted(name)}")
         seen.add(name)
 
 

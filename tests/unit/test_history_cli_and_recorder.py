@@ -1,4 +1,5 @@
-"""The ad-hoc SQL tools, and the Recorder's promise that a bill survives a history failure."""
+"""The ad-hoc SQL tools, and the Recorder's promises: a bill survives a history failure, and
+one request's bad row never costs the other rows of its group their record."""
 
 from __future__ import annotations
 
@@ -64,10 +65,10 @@ def test_a_history_failure_never_loses_the_bill(tmp_path: Path) -> None:
         recorder = Recorder.__new__(Recorder)
         await recorder.__init__(HistoryConfig(storage_root=str(tmp_path)))
 
-        def broken(rows: list[dict]) -> None:
+        def broken(prepared: list) -> None:
             raise OSError("disk full")
 
-        recorder._store.inferences.append = broken  # type: ignore[method-assign]
+        recorder._store.inferences.write = broken  # type: ignore[method-assign]
         acks = await recorder._write([_Entry(bill(1), row(1)), _Entry(bill(2), None)])
         recorder._maintenance.cancel()
         store = recorder._store
@@ -76,3 +77,41 @@ def test_a_history_failure_never_loses_the_bill(tmp_path: Path) -> None:
     acks, bills, records = asyncio.run(scenario())
     assert acks == [False, True]  # the stored one reports its history loss; store:false is fine
     assert bills == 2 and records == 0
+
+
+def _recorded_group(tmp_path: Path, entries: list[_Entry]) -> tuple[list[bool], HistoryStore]:
+    async def scenario() -> list[bool]:
+        recorder = Recorder.__new__(Recorder)
+        await recorder.__init__(HistoryConfig(storage_root=str(tmp_path)))
+        recorder._maintenance.cancel()
+        scenario.store = recorder._store  # type: ignore[attr-defined]
+        return list(await recorder._write(entries))
+
+    acks = asyncio.run(scenario())
+    return acks, scenario.store  # type: ignore[attr-defined]
+
+
+def test_one_unstorable_row_costs_no_other_row_its_record(tmp_path: Path) -> None:
+    """Issue 8, reproducer 4: a row that cannot be encoded made the whole group commit fail."""
+    unstorable = {**row(2), "latency_ms": 2**70}  # no int64 holds it, with or without repair
+    acks, store = _recorded_group(
+        tmp_path,
+        [_Entry(bill(1), row(1)), _Entry(bill(2), unstorable), _Entry(bill(3), row(3))],
+    )
+    assert acks == [True, False, True]  # the bad one is told; its neighbours are recorded
+    assert store.count("inferences") == 2
+    assert store.count("billing") == 3  # every request that ran is billed...
+    status = {b["id"]: b["status"] for b in store.billing.snapshot().buffered.to_pylist()}
+    assert status == {"id-000001": "success", "id-000002": "unrecorded", "id-000003": "success"}
+    store.flush()  # ...and the refused row poisons neither the WAL nor a flush
+    assert store.count("inferences") == 2 and store.count("billing") == 3
+
+
+def test_a_row_with_lone_surrogates_is_kept_with_them_replaced(tmp_path: Path) -> None:
+    failed = {**row(1), "status": "failed", "error_message": "bad \ud800 text", "input": '"\udc00"'}
+    acks, store = _recorded_group(tmp_path, [_Entry(bill(1), failed), _Entry(bill(2), row(2))])
+    assert acks == [True, True]
+    store.flush()
+    kept = store.get_inference("id-000001", None)
+    assert kept is not None and kept["error_message"] == "bad \ufffd text"
+    assert kept["input"] == '"\ufffd"'

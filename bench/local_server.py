@@ -1,0 +1,69 @@
+"""Start the real app on a private local Ray cluster (tests and benchmarks share this).
+
+`serve run` would join whatever cluster `ray_current_cluster` names; this starts a fresh one
+with its own free port, so a benchmark never lands on somebody else's server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CONFIG = ROOT / "configs" / "test.yaml"
+APP_NAME = "pioneer-test"
+# Renders Ray's own proxy errors (a lost ingress replica, a proxy timeout) as JSON.
+PROXY_CALLBACK = "app.proxy_errors:proxy_middlewares"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base_url: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{base_url} did not become ready within {timeout_s:.0f} s")
+
+
+@contextmanager
+def local_server(
+    storage_root: Path, config: Path = TEST_CONFIG, port: int | None = None
+) -> Iterator[str]:
+    """The whole graph on a new local cluster; yields its base URL, shuts it down after."""
+    import ray
+    from ray import serve
+
+    from app.builder import build_app
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
+    port = port or free_port()
+    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(
+            build_app({"config": str(config), "storage_root": str(storage_root)}),
+            name=APP_NAME,
+            route_prefix="/",
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        wait_ready(base_url)
+        yield base_url
+    finally:
+        serve.shutdown()
+        ray.shutdown()
