@@ -13,6 +13,8 @@ STAMP := $(VENV)/.installed
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
+# Ray Serve's proxy renders its own failures (a lost ingress replica) as JSON through this.
+export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH ?= app.proxy_errors:proxy_middlewares
 
 .PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history bench-decoder clean
 

@@ -143,6 +143,14 @@ class AuthConfig(StrictModel):
 class LimitsConfig(StrictModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies get 413.")
     max_texts_per_request: int = Field(256, ge=1, description="Most texts in one request.")
+    replica_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a call waits for a replica of a downstream deployment to take "
+        "it (one that was lost and is restarting, or one at capacity); past it the caller "
+        "gets 503 with Retry-After, recorded and billed as failed. Execution is not limited.",
+    )
+    retry_after_s: int = Field(5, ge=1, description="Retry-After (seconds) sent with those 503s.")
 
 
 class HubConfig(StrictModel):

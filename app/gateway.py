@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.config import LimitsConfig
 from app.generation import DISCONNECTED, GenerationTally
 from app.history import records
 from app.protocol import (
@@ -31,28 +32,27 @@ from app.protocol import (
 logger = logging.getLogger("ray.serve")
 
 
-def _backend_down(what: str, exc: Exception) -> ApiException:
+def _backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -> ApiException:
     from ray.serve.exceptions import BackPressureError
 
     logger.error("%s call failed: %s", what, type(exc).__name__)
     if isinstance(exc, BackPressureError):
-        return ApiException(
-            ApiError(503, "overloaded", f"The {what} is at capacity; retry with backoff.")
-        )
-    return ApiException(
-        ApiError(503, "backend_unavailable", f"The {what} is unavailable right now; retry shortly.")
-    )
+        message = f"The {what} is at capacity; retry with backoff."
+        return ApiException(ApiError(503, "overloaded", message, retry_after_s=retry_after_s))
+    message = f"The {what} is unavailable right now; retry shortly."
+    return ApiException(ApiError(503, "backend_unavailable", message, retry_after_s=retry_after_s))
 
 
 _pending: set[asyncio.Future] = set()  # records finishing after their client went away
 
 
-def _unrecorded() -> ApiException:
+def _unrecorded(retry_after_s: int | None = None) -> ApiException:
     return ApiException(
         ApiError(
             503,
             "history_unavailable",
             "The inference ran but could not be recorded, so it is not returned; retry shortly.",
+            retry_after_s=retry_after_s,
         )
     )
 
@@ -64,20 +64,58 @@ async def _flatten(batches: Any) -> AsyncIterator[GenerationEvent]:
             yield event
 
 
+async def assigned(response: Any, what: str, limits: LimitsConfig) -> None:
+    """Wait, up to the limit, for Ray Serve to hand a call to a replica.
+
+    While a deployment has no live replica (one was lost and is restarting) Serve queues its
+    calls with no limit; past ours the call is withdrawn and the caller told to come back.
+    `_fetch_future_result_async` is what `DeploymentResponse._to_object_ref` (a DeveloperAPI)
+    awaits, without needing the call to be by reference."""
+    try:
+        await asyncio.wait_for(response._fetch_future_result_async(), limits.replica_wait_s)
+    except TimeoutError:
+        response.cancel()
+        logger.warning("no %s replica took a call within %.1f s", what, limits.replica_wait_s)
+        raise ApiException(
+            ApiError(
+                503,
+                "backend_unavailable",
+                f"No {what} replica could take the request within {limits.replica_wait_s:g} "
+                f"s (one is restarting, or all are at capacity); retry in "
+                f"{limits.retry_after_s} s.",
+                retry_after_s=limits.retry_after_s,
+            )
+        ) from None
+
+
 class InferenceGateway:
     def __init__(
-        self, resolver: Any, encoder: Any, decoders: dict[str, Any], recorder: Any
+        self,
+        resolver: Any,
+        encoder: Any,
+        decoders: dict[str, Any],
+        recorder: Any,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self._resolver = resolver
         self._encoder = encoder
         self._decoders = decoders
         self._recorder = recorder
+        self._limits = limits or LimitsConfig()
+
+    async def _call(self, response: Any, what: str) -> Any:
+        """A unary handle call: a bounded wait for a replica, then its answer. A lost or
+        overloaded deployment is a 503 (ApiException); ApiErrors it returns pass through."""
+        try:
+            await assigned(response, what, self._limits)
+            return await response
+        except ApiException:
+            raise
+        except Exception as exc:
+            raise _backend_down(what, exc, self._limits.retry_after_s) from exc
 
     async def resolve(self, model_id: str) -> ResolvedModel:
-        try:
-            resolved = await self._resolver.resolve.remote(model_id)
-        except Exception as exc:
-            raise _backend_down("model resolver", exc) from exc
+        resolved = await self._call(self._resolver.resolve.remote(model_id), "model resolver")
         if isinstance(resolved, ApiError):
             raise ApiException(resolved)
         return resolved
@@ -95,6 +133,7 @@ class InferenceGateway:
         except ApiException as exc:
             latency = (time.perf_counter() - started) * 1000
             await self._record_failure(request, created_at, model, exc.error, latency)
+            exc.inference_id = request.inference_id
             raise
         await self._record(
             request,
@@ -120,7 +159,10 @@ class InferenceGateway:
 
         # store: false keeps the bill and drops the payload before it leaves this process.
         async def send() -> bool:
-            return await self._recorder.record.remote(billing, history if request.store else None)
+            return await self._call(
+                self._recorder.record.remote(billing, history if request.store else None),
+                "history store",
+            )
 
         # A fresh context: Ray Serve cancels the calls a cancelled request made (a client
         # hang-up cancels the ingress request), and this one must outlive it.
@@ -131,8 +173,8 @@ class InferenceGateway:
             kept = await asyncio.shield(task)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            raise _unrecorded() from exc
+        except ApiException as exc:
+            raise _unrecorded(exc.error.retry_after_s) from exc
         if not kept:  # billed, but the history row was lost: do not pretend it was stored
             raise _unrecorded()
 
@@ -171,12 +213,8 @@ class InferenceGateway:
             )
         assert request.schema is not None
         call = ExtractionCall(model, request.texts, request.schema, request.options)
-        try:
-            outcome = await self._encoder.options(
-                multiplexed_model_id=model.model_key
-            ).extract.remote(call)
-        except Exception as exc:
-            raise _backend_down("encoder deployment", exc) from exc
+        encoder = self._encoder.options(multiplexed_model_id=model.model_key)
+        outcome = await self._call(encoder.extract.remote(call), "encoder deployment")
         if isinstance(outcome, ApiError):
             raise ApiException(outcome)
         assert isinstance(outcome, ExtractionOutcome)
@@ -203,6 +241,7 @@ class InferenceGateway:
         try:
             model = model or await self.resolve(request.model_id)
             handle_stream = self._open_stream(request, model)
+            await assigned(handle_stream, "decoder deployment", self._limits)
             stream = _flatten(handle_stream)
             first = await anext(stream)
         except asyncio.CancelledError:  # the client left while the request queued or prefilled
@@ -212,19 +251,20 @@ class InferenceGateway:
             raise
         except ApiException as exc:
             await self._record_failure(request, created_at, model, exc.error, 0.0)
+            exc.inference_id = request.inference_id
             raise
         except StopAsyncIteration:
             error = ApiError.internal("the decoder returned nothing")
             await self._record_failure(request, created_at, model, error, 0.0)
-            raise ApiException(error) from None
+            raise ApiException(error, request.inference_id) from None
         except Exception as exc:  # the deployment itself failed (overloaded, died)
-            failure = _backend_down("decoder deployment", exc)
+            failure = _backend_down("decoder deployment", exc, self._limits.retry_after_s)
             await self._record_failure(request, created_at, model, failure.error, 0.0)
-            raise failure from exc
+            raise ApiException(failure.error, request.inference_id) from exc
         if isinstance(first, ApiError):
             handle_stream.cancel()
             await self._record_failure(request, created_at, model, first, 0.0)
-            raise ApiException(first)
+            raise ApiException(first, request.inference_id)
         tally.add(first)
         ended = False
         try:
@@ -311,25 +351,18 @@ class InferenceGateway:
             raise ApiException(
                 ApiError.invalid(f"{quoted(request.model_id)} is not a decoder here.", "model", 400)
             )
-        counted = await handle.count_tokens.remote(request.prompt, request.messages)
+        counted = await self._call(
+            handle.count_tokens.remote(request.prompt, request.messages), "decoder deployment"
+        )
         if isinstance(counted, ApiError):
             raise ApiException(counted)
         return model, counted
 
     async def list_models(self, include_jobs: bool) -> list[dict[str, Any]]:
-        try:
-            return await self._resolver.list_models.remote(include_jobs)
-        except Exception as exc:
-            raise _backend_down("model resolver", exc) from exc
+        return await self._call(self._resolver.list_models.remote(include_jobs), "model resolver")
 
     async def history(self, method: str, *args: Any) -> Any:
-        try:
-            return await getattr(self._recorder, method).remote(*args)
-        except Exception as exc:
-            raise _backend_down("history store", exc) from exc
+        return await self._call(getattr(self._recorder, method).remote(*args), "history store")
 
     async def readiness(self) -> dict[str, Any]:
-        try:
-            return await self._resolver.readiness.remote()
-        except Exception as exc:
-            raise _backend_down("model resolver", exc) from exc
+        return await self._call(self._resolver.readiness.remote(), "model resolver")

@@ -77,9 +77,10 @@ class ApiError:
 class ApiException(Exception):
     """Raised inside the ingress to short-circuit into the caller's error format."""
 
-    def __init__(self, error: ApiError) -> None:
+    def __init__(self, error: ApiError, inference_id: str | None = None) -> None:
         super().__init__(error.message)
         self.error = error
+        self.inference_id = inference_id  # set once the failure was recorded under this id
 
 
 @dataclass(frozen=True)

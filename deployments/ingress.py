@@ -27,7 +27,7 @@ class Ingress:
     ) -> None:
         install(
             ServerState(
-                gateway=InferenceGateway(resolver, encoder, decoders, recorder),
+                gateway=InferenceGateway(resolver, encoder, decoders, recorder, limits),
                 authenticator=Authenticator(load_keys(auth)),
                 limits=limits,
             )

@@ -96,7 +96,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiException)
     async def _api(request: Request, exc: ApiException) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.error.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.error.status == 401 else {}
+        if exc.inference_id:  # the failure was recorded (and billed) under this id
+            headers["X-Inference-Id"] = exc.inference_id
         return render(exc.error, fmt_of(request), headers)
 
     @app.exception_handler(RequestValidationError)
