@@ -36,8 +36,8 @@ def _backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -
     from ray.serve.exceptions import BackPressureError
 
     logger.error("%s call failed: %s", what, type(exc).__name__)
-    if isinstance(exc, BackPressureError):
-        message = f"The {what} is at capacity; retry with backoff."
+    if isinstance(exc, BackPressureError):  # a full queue: busy replicas, or none (restarting)
+        message = f"The {what} has no free capacity (busy, or restarting); retry with backoff."
         return ApiException(ApiError(503, "overloaded", message, retry_after_s=retry_after_s))
     message = f"The {what} is unavailable right now; retry shortly."
     return ApiException(ApiError(503, "backend_unavailable", message, retry_after_s=retry_after_s))
@@ -46,14 +46,23 @@ def _backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -
 _pending: set[asyncio.Future] = set()  # records finishing after their client went away
 
 
-def _unrecorded(retry_after_s: int | None = None) -> ApiException:
-    return ApiException(
-        ApiError(
-            503,
-            "history_unavailable",
-            "The inference ran but could not be recorded, so it is not returned; retry shortly.",
-            retry_after_s=retry_after_s,
+def _unrecorded(
+    request: InferenceRequest, retry_after_s: int | None = None, *, certain: bool = True
+) -> ApiException:
+    """The inference ran, but its result is withheld: it could not be recorded (certain), or
+    the history store was lost while recording it (it may have been kept: the record, under
+    the X-Inference-Id sent with this error, says whether, before a retry runs it again)."""
+    if certain:
+        message = "The inference ran but could not be recorded, so it is not returned."
+    else:
+        message = (
+            "The inference ran but the history store was lost while recording it: it may "
+            f"or may not have been kept. GET /inferences/{request.inference_id} tells; retry "
+            "only if it is not there."
         )
+    return ApiException(
+        ApiError(503, "history_unavailable", message, retry_after_s=retry_after_s),
+        request.inference_id,
     )
 
 
@@ -173,10 +182,10 @@ class InferenceGateway:
             kept = await asyncio.shield(task)
         except asyncio.CancelledError:
             raise
-        except ApiException as exc:
-            raise _unrecorded(exc.error.retry_after_s) from exc
-        if not kept:  # billed, but the history row was lost: do not pretend it was stored
-            raise _unrecorded()
+        except ApiException as exc:  # the Recorder was lost: the rows may or may not be kept
+            raise _unrecorded(request, exc.error.retry_after_s, certain=False) from exc
+        if not kept:  # billed, but the history row was refused: do not pretend it was stored
+            raise _unrecorded(request)
 
     async def _record_failure(
         self,
@@ -281,14 +290,18 @@ class InferenceGateway:
                 yield error
             ended = True
         finally:
-            if not ended:
+            if not ended:  # the client left, or the stream failed: record what there was
                 handle_stream.cancel()  # reaches the replica as a cancellation: vLLM aborts
                 tally.error = tally.error or DISCONNECTED
-            try:  # _record is shielded: a hang-up does not stop the bill being written
-                await self._record_generation(request, created_at, model, tally, started)
-            except (asyncio.CancelledError, ApiException):
-                if ended:
-                    raise
+                try:  # _record is shielded: a hang-up does not stop the bill being written
+                    await self._record_generation(request, created_at, model, tally, started)
+                except (asyncio.CancelledError, ApiException):
+                    logger.error("could not record cut stream %s", request.inference_id)
+        try:
+            await self._record_generation(request, created_at, model, tally, started)
+        except ApiException as exc:  # the stream is under way: its last event says so
+            tally.add(exc.error)
+            yield exc.error
 
     def _open_stream(self, request: InferenceRequest, model: ResolvedModel) -> Any:
         if model.kind != "decoder":

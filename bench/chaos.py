@@ -1,0 +1,476 @@
+"""Chaos run: every kind of client at once while each deployment's replica is killed in turn.
+
+Starts the real app on a private local Ray cluster (`bench/local_server.py`), drives native,
+OpenAI and Anthropic clients plus a history reader against it for `--duration` seconds, and
+kills (`ray.kill(..., no_restart=True)`) the replica of EncoderDeployment, Recorder, the first
+Decoder, Ingress and ModelResolver, one at a time, spaced evenly across the run. Then it waits
+for the Recorder, flushes it and checks with DuckDB over the storage root (published Parquet
+plus the WAL, as `python -m app.history sql` reads it) that every acknowledged inference has
+exactly one billing row and exactly one history row (none for `store: false`).
+
+    .venv/bin/python -m bench.chaos                      # 16 clients, 180 s, configs/test.yaml
+    .venv/bin/python -m bench.chaos --duration 60 --clients 16 --limit-s 30
+
+Exit code 1 when an acknowledged inference was lost, doubled, stored despite `store: false`,
+or has no bill. Recovery per kill = time from the kill to the first successful response of a
+request *sent after* the kill, among the kinds that need the killed deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import random
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.local_server import APP_NAME, ROOT, TEST_CONFIG, local_server
+
+API_KEY = "pio_sk_test_alpha"
+DECODER_KINDS = ("native_generate", "chat", "chat_stream", "completions", "responses")
+DECODER_KINDS += ("messages", "messages_stream")
+ENCODER_KINDS = ("native_extract", "chat_encoder")
+HISTORY_KINDS = ("history", "history_get")
+# Client order: the first ones get a second client when --clients exceeds the kinds.
+CLIENT_KINDS = ("native_extract", "chat_stream", "native_generate", "messages_stream", "history")
+CLIENT_KINDS += tuple(k for k in ENCODER_KINDS + DECODER_KINDS if k not in CLIENT_KINDS)
+TEXT = "Tim Cook met Satya Nadella in Paris ({n})."
+
+
+@dataclass
+class Result:
+    kind: str
+    start: float  # seconds since the run began
+    end: float
+    status: str  # HTTP status, "200-stream-error", "200-truncated", or an exception name
+    ok: bool
+    inference_id: str | None = None
+    store: bool = True
+    json_body: bool | None = None  # for a failure: was the error body JSON
+    detail: str = ""
+
+    @property
+    def latency(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Kill:
+    deployment: str
+    at: float
+    replicas: list[str]
+    replaced_at: float | None = None
+
+
+@dataclass
+class Run:
+    encoder: str
+    llm: str
+    t0: float = field(default_factory=time.monotonic)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    results: list[Result] = field(default_factory=list)
+    kills: list[Kill] = field(default_factory=list)
+    watchers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def stored_ids(self) -> list[str]:
+        return [r.inference_id for r in self.results if r.ok and r.store and r.inference_id]
+
+
+def needs(deployment: str, decoder: str) -> tuple[str, ...]:
+    """The request kinds that cannot succeed without this deployment."""
+    inference = ENCODER_KINDS + DECODER_KINDS
+    return {
+        "EncoderDeployment": ENCODER_KINDS,
+        decoder: DECODER_KINDS,
+        "ModelResolver": inference,
+        "Recorder": inference + HISTORY_KINDS,
+        "Ingress": inference + HISTORY_KINDS,
+    }[deployment]
+
+
+def request_for(run: Run, kind: str, n: int, store: bool) -> tuple[str, dict[str, Any]]:
+    text = TEXT.format(n=n)
+    messages = [{"role": "user", "content": text}]
+    llm = {"model": run.llm, "messages": messages, "max_tokens": 8}
+    extract = {"schema": ["person", "location"], "threshold": 0.0}
+    native_llm = {"model_id": run.llm, "task": "generate", "messages": messages, "max_tokens": 8}
+    encoder_chat = {"model": run.encoder, "messages": messages, "schema": {"entities": ["person"]}}
+    bodies: dict[str, tuple[str, dict[str, Any]]] = {
+        "native_extract": ("/inference", {"model_id": run.encoder, "text": text} | extract),
+        "native_generate": ("/inference", native_llm),
+        "chat": ("/v1/chat/completions", llm),
+        "chat_stream": ("/v1/chat/completions", llm | {"stream": True}),
+        "chat_encoder": ("/v1/chat/completions", encoder_chat | {"threshold": 0.0}),
+        "completions": ("/v1/completions", {"model": run.llm, "prompt": text, "max_tokens": 8}),
+        "responses": ("/v1/responses", {"model": run.llm, "input": text, "max_output_tokens": 8}),
+        "messages": ("/v1/messages", llm),
+        "messages_stream": ("/v1/messages", llm | {"stream": True}),
+    }
+    path, body = bodies[kind]
+    return path, body | {"store": store}
+
+
+def describe_error(response: httpx.Response, body: bytes) -> tuple[bool, str]:
+    """(is the body JSON, a short message) for a failed response."""
+    retry = response.headers.get("retry-after")
+    retry = f"(Retry-After {retry}) " if retry else ""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        kind = response.headers.get("content-type", "?").split(";")[0]
+        return False, f"{retry}[{kind}] {body[:80].decode(errors='replace')!r}"
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        return True, f"{retry}{code}: {error.get('message')}"[:110]
+    detail = parsed.get("detail", parsed) if isinstance(parsed, dict) else parsed
+    return True, f"{retry}{detail}"[:110]
+
+
+def stream_outcome(kind: str, text: str) -> tuple[bool, str]:
+    """Did an SSE body end the way a complete answer ends, with no error event in it."""
+    if kind == "chat_stream":
+        errored = 'data: {"error"' in text
+        done = "data: [DONE]" in text
+    else:
+        errored = "event: error" in text
+        done = "event: message_stop" in text
+    if errored:
+        return False, text[text.find("error") :][:120].replace("\n", " ")
+    return done, "" if done else "stream ended without its final event"
+
+
+async def one_request(
+    run: Run, client: httpx.AsyncClient, kind: str, n: int, store: bool
+) -> Result:
+    start = run.now()
+    result = Result(kind, start, start, "?", False, store=store)
+    body = b""
+    try:
+        if kind == "history":
+            response = await client.get("/inferences", params={"limit": 20})
+            body, stream = response.content, False
+        elif kind == "history_get":
+            ids = run.stored_ids()
+            response = await client.get(f"/inferences/{random.choice(ids)}")
+            body, stream = response.content, False
+        else:
+            path, payload = request_for(run, kind, n, store)
+            stream = bool(payload.get("stream"))
+            # anthropic-version only where Anthropic's door is: it picks the error format
+            extra = {"anthropic-version": "2023-06-01"} if "messages" in kind else {}
+            async with client.stream("POST", path, json=payload, headers=extra) as response:
+                # kept even if the body is cut short; failed inferences may carry one too
+                result.inference_id = response.headers.get("x-inference-id")
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+        result.status = str(response.status_code)
+        if not response.is_success:
+            result.json_body, result.detail = describe_error(response, body)
+        elif kind in HISTORY_KINDS:
+            result.ok = True
+        else:
+            result.ok = result.inference_id is not None
+            if stream:
+                result.ok, result.detail = stream_outcome(kind, body.decode(errors="replace"))
+                if not result.ok:
+                    result.status += "-stream-error" if result.detail else "-truncated"
+            if result.inference_id is None:
+                result.status, result.ok = result.status + "-no-id", False
+    except httpx.HTTPError as exc:
+        result.status, result.detail = type(exc).__name__, str(exc)[:60]
+        if body:
+            last = body.decode(errors="replace").strip().splitlines()[-1]
+            result.detail += f" (after {len(body)} B; last line {last[:50]!r})"
+    result.end = run.now()
+    return result
+
+
+async def client_loop(run: Run, client: httpx.AsyncClient, kind: str, seed: int) -> None:
+    rng = random.Random(seed)
+    n = 0
+    while not run.stop.is_set():
+        n += 1
+        this = kind
+        if kind == "history" and n % 2 == 0 and run.stored_ids():
+            this = "history_get"
+        store = rng.random() >= 0.25  # a quarter of the inferences say store: false
+        result = await one_request(run, client, this, seed * 100_000 + n, store)
+        run.results.append(result)
+        if not result.ok:
+            await asyncio.sleep(0.25)  # fast failures (a refused connection) must not spin
+
+
+def replica_names(deployment: str) -> list[tuple[str, str]]:
+    """Named replica actors look like SERVE_REPLICA::<app>#<deployment>#<id>."""
+    import ray
+
+    prefix = f"SERVE_REPLICA::{APP_NAME}#{deployment}#"
+    actors = ray.util.list_named_actors(all_namespaces=True)
+    return [(a["name"], a["namespace"]) for a in actors if a["name"].startswith(prefix)]
+
+
+def kill_replicas(deployment: str) -> list[str]:
+    import ray
+
+    found = replica_names(deployment)
+    for name, namespace in found:
+        ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+    return [name for name, _ in found]
+
+
+def deployment_status(deployment: str) -> str:
+    from ray import serve
+
+    app = serve.status().applications.get(APP_NAME)
+    found = app.deployments.get(deployment) if app else None
+    return str(found.status.value) if found else "MISSING"
+
+
+async def watch_replacement(run: Run, kill: Kill, timeout_s: float = 300.0) -> None:
+    while run.now() - kill.at < timeout_s:
+        await asyncio.sleep(0.5)
+        names = {name for name, _ in await asyncio.to_thread(replica_names, kill.deployment)}
+        if names - set(kill.replicas):
+            if await asyncio.to_thread(deployment_status, kill.deployment) == "HEALTHY":
+                kill.replaced_at = run.now()
+                return
+
+
+def recovery(run: Run, kill: Kill, kinds: tuple[str, ...]) -> Result | None:
+    after = [r for r in run.results if r.ok and r.kind in kinds and r.start >= kill.at]
+    return min(after, key=lambda r: r.end, default=None)
+
+
+async def chaos(run: Run, targets: list[str], interval: float) -> None:
+    for index, target in enumerate(targets):
+        await asyncio.sleep(max(0.0, interval * (index + 1) - run.now()))
+        at = run.now()
+        killed = await asyncio.to_thread(kill_replicas, target)
+        kill = Kill(target, at, killed)
+        run.kills.append(kill)
+        print(f"[{at:6.1f}s] killed {target}: {', '.join(killed) or 'NO REPLICA FOUND'}")
+        run.watchers.append(asyncio.create_task(watch_replacement(run, kill)))
+
+
+async def drive(
+    base_url: str, args: argparse.Namespace, encoder: str, llm: str, decoder: str
+) -> Run:
+    run = Run(encoder, llm)
+    targets = ["EncoderDeployment", "Recorder", decoder, "Ingress", "ModelResolver"]
+    headers = {"X-API-Key": args.api_key}
+    limits = httpx.Limits(max_connections=args.clients + 4)
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=args.timeout_s, limits=limits
+    ) as client:
+        kinds = [CLIENT_KINDS[i % len(CLIENT_KINDS)] for i in range(args.clients)]
+        clients = [
+            asyncio.create_task(client_loop(run, client, kind, i + 1))
+            for i, kind in enumerate(kinds)
+        ]
+        interval = args.duration / (len(targets) + 1)
+        chaos_task = asyncio.create_task(chaos(run, targets, interval))
+        await asyncio.sleep(args.duration)
+        chaos_task.cancel()
+        deadline = run.now() + args.grace
+        while run.now() < deadline and any(
+            recovery(run, kill, needs(kill.deployment, decoder)) is None for kill in run.kills
+        ):
+            await asyncio.sleep(1.0)  # keep the load on until every kill has recovered
+        run.stop.set()
+        print(f"[{run.now():6.1f}s] load stopping; waiting for requests in flight")
+        await asyncio.gather(*clients)
+    return run
+
+
+def settle_and_flush(timeout_s: float = 180.0) -> str:
+    """Wait for a healthy Recorder, then flush its buffers to Parquet."""
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    while deployment_status("Recorder") != "HEALTHY" and time.monotonic() < deadline:
+        time.sleep(1.0)
+    handle = serve.get_deployment_handle("Recorder", app_name=APP_NAME)
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            return f"flushed {handle.flush.remote().result(timeout_s=60)}"
+        except Exception as exc:  # noqa: BLE001 - reported, and retried until the deadline
+            last = f"{type(exc).__name__}: {exc}"[:200]
+            time.sleep(2.0)
+    return f"FLUSH FAILED ({last}); checking the WAL as it is"
+
+
+def check_history(root: Path, run: Run) -> tuple[dict[str, int], Counter[str]]:
+    import pyarrow as pa
+
+    from app.history.__main__ import connect
+
+    acked = {r.inference_id: r.store for r in run.results if r.ok and r.inference_id}
+    con = connect(root)
+    columns = pa.schema([("id", pa.string()), ("store", pa.bool_())])
+    con.register("acked", pa.table([list(acked), list(acked.values())], schema=columns))
+    failed_ids = {r.inference_id: r.status for r in run.results if not r.ok and r.inference_id}
+    con.register(
+        "unacked", pa.table({"id": list(failed_ids)}, schema=pa.schema([("id", pa.string())]))
+    )
+    counts: dict[str, dict[str, int]] = {}
+    doubled: dict[str, int] = {}
+    for name in ("inferences", "billing"):
+        counts[name] = dict(
+            con.execute(
+                f"SELECT id, count(*) FROM {name} WHERE id IN (SELECT id FROM acked) GROUP BY id"
+            ).fetchall()
+        )
+        doubled[name] = con.execute(
+            f"SELECT count(*) FROM (SELECT id FROM {name} GROUP BY id HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+    other, other_failed = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM billing "
+        "WHERE id NOT IN (SELECT id FROM acked)"
+    ).fetchall()[0]
+    other_rows, other_ok = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE error_type IS NULL) FROM inferences "
+        "WHERE id NOT IN (SELECT id FROM acked)"
+    ).fetchall()[0]
+    billed = con.execute(
+        "SELECT id FROM billing WHERE status != 'failed' AND id IN (SELECT id FROM unacked)"
+    ).fetchall()
+    wal = sum(1 for p in (root / "_wal").glob("*/*.jsonl") for _ in p.open())
+    stored = counts["inferences"]
+    return {
+        "acknowledged": len(acked),
+        "acknowledged store:false": sum(1 for s in acked.values() if not s),
+        "lost": sum(1 for i, s in acked.items() if s and stored.get(i, 0) == 0),
+        "stored despite store:false": sum(1 for i, s in acked.items() if not s and i in stored),
+        "doubled in inferences": doubled["inferences"],
+        "doubled in billing": doubled["billing"],
+        "missing bills": sum(1 for i in acked if counts["billing"].get(i, 0) == 0),
+        "billing rows, not acknowledged": other,
+        "  of which status=failed": other_failed,
+        "history rows, not acknowledged": other_rows,
+        "  of which without an error": other_ok,
+        "WAL lines left after flush": wal,
+    }, Counter(failed_ids[i] for (i,) in billed)
+
+
+def report(
+    run: Run, args: argparse.Namespace, decoder: str, checks: dict[str, int], billed: Counter[str]
+) -> int:
+    by_kind: dict[str, list[Result]] = defaultdict(list)
+    for r in run.results:
+        by_kind[r.kind].append(r)
+    span = max((r.end for r in run.results), default=0.0)
+    print(f"\n== requests ({len(run.results)} in {span:.0f} s, {args.clients} clients)")
+    over = f">{args.limit_s:g}s"
+    print(f"{'kind':<17}{'total':>6}{'acked':>7}{'max_s':>8}{over:>6}  statuses")
+    for kind, rs in sorted(by_kind.items()):
+        statuses = ", ".join(f"{s}: {c}" for s, c in sorted(Counter(r.status for r in rs).items()))
+        acked, slow = sum(r.ok for r in rs), sum(r.latency > args.limit_s for r in rs)
+        top = max(r.latency for r in rs)
+        print(f"{kind:<17}{len(rs):>6}{acked:>7}{top:>8.1f}{slow:>6}  {statuses}")
+    failures = [r for r in run.results if not r.ok]
+    non_json = sum(r.json_body is False for r in failures)
+    print(f"\nnot acknowledged: {len(failures)}; non-JSON error bodies: {non_json}")
+    for (status, is_json, detail), count in Counter(
+        (r.status, r.json_body, r.detail) for r in failures
+    ).most_common(20):
+        shape = {True: "json", False: "NOT JSON", None: "-"}[is_json]
+        print(f"  {count:>5} x {status} [{shape}] {detail}")
+    step = max(5.0, args.duration / 12)
+    print("\n== timeline (by end time; ok / failed, slowest request ending in the slice)")
+    for lo in [i * step for i in range(int(span // step) + 1)]:
+        rs = [r for r in run.results if lo <= r.end < lo + step]
+        kills = [k.deployment for k in run.kills if lo <= k.at < lo + step]
+        top = max((r.latency for r in rs), default=0.0)
+        fail = dict(Counter(r.status for r in rs if not r.ok)) or ""
+        marks = f"  <- killed {', '.join(kills)}" if kills else ""
+        ok = sum(r.ok for r in rs)
+        print(f"  {lo:5.0f}s {ok:>5} / {len(rs) - ok:<5}{top:6.1f}s  {fail}{marks}")
+    print("\n== kills (recovery: first success of a request sent after the kill, same kinds)")
+    for kill in run.kills:
+        kinds = needs(kill.deployment, decoder)
+        first = recovery(run, kill, kinds)
+        held = [r for r in run.results if r.start < kill.at < r.end]
+        until = first.end if first else span + 1
+        during = [r for r in run.results if r.kind in kinds and not r.ok and kill.at <= r.end]
+        during = [r for r in during if r.start < until]
+        replaced = f"+{kill.replaced_at - kill.at:.1f}s" if kill.replaced_at else "not seen"
+        recovered = f"+{first.end - kill.at:.1f}s ({first.kind})" if first else "NOT RECOVERED"
+        longest = max((r.latency for r in held), default=0.0)
+        print(
+            f"  t={kill.at:5.1f}s {kill.deployment} ({len(kill.replicas)} replica killed): "
+            f"replacement healthy {replaced}, recovery {recovered}; in flight at the kill: "
+            f"{len(held)} (ok {sum(r.ok for r in held)}, longest {longest:.1f}s)"
+        )
+        for (status, detail), count in Counter((r.status, r.detail) for r in during).most_common(4):
+            print(f"      {count:>4} x {status} {detail}")
+    print(f"\n== history check (DuckDB over {args.storage_root})")
+    for name, value in checks.items():
+        print(f"  {name:<32}{value:>8}")
+    print(f"  answered with a failure, billed as a success: {dict(billed) or 0}")
+    bad = sum(checks[k] for k in list(checks)[2:7])  # lost .. missing bills
+    print("\nRESULT:", "FAIL" if bad else "PASS")
+    return 1 if bad else 0
+
+
+def build_models() -> None:
+    """The tiny offline models, as tests/conftest.py's offline_models fixture builds them."""
+    from app.models.__main__ import main
+
+    only = "tiny-encoder tiny-job tiny-decoder tiny-decoder-lora tiny-decoder-zero-lora"
+    main(["build", "--out", str(ROOT / "models"), "--only", *only.split()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, default=TEST_CONFIG, help="server config YAML")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
+    parser.add_argument("--limit-s", type=float, default=30.0, help="latency to count as too long")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="client timeout")
+    parser.add_argument("--grace", type=float, default=60.0, help="more load, until recovery")
+    parser.add_argument("--api-key", default=API_KEY)
+    parser.add_argument("--storage-root", type=Path, help="history root (default: a temp dir)")
+    args = parser.parse_args(argv)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+
+    from app.builder import deployment_name, resolve_config_path
+    from app.config import load_server_config
+
+    config = load_server_config(resolve_config_path(str(args.config)))
+    encoder, llm = config.encoder.preload[0], config.decoder.models[0]
+    decoder = deployment_name(llm)
+    args.storage_root = args.storage_root or Path(tempfile.mkdtemp(prefix="chaos-history-"))
+    if importlib.util.find_spec("app.proxy_errors") is None:
+        print("note: app.proxy_errors is missing; Ray's own proxy errors stay as they are")
+        os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "")
+    build_models()
+    print(f"starting the server (config {args.config}, history {args.storage_root})")
+    with local_server(args.storage_root, config=args.config) as base_url:
+        print(f"ready at {base_url}; {args.clients} clients for {args.duration:.0f} s")
+        run = asyncio.run(drive(base_url, args, encoder, llm, decoder))
+        print(settle_and_flush())
+        checks, billed = check_history(args.storage_root, run)
+        return report(run, args, decoder, checks, billed)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
