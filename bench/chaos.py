@@ -8,8 +8,8 @@ for the Recorder, flushes it and checks with DuckDB over the storage root (publi
 plus the WAL, as `python -m app.history sql` reads it) that every acknowledged inference has
 exactly one billing row and exactly one history row (none for `store: false`).
 
-    .venv/bin/python -m bench.chaos                      # 16 clients, 180 s, configs/test.yaml
-    .venv/bin/python -m bench.chaos --duration 60 --clients 16 --limit-s 30
+    python bench/chaos.py                      # 16 clients, 180 s, configs/test.yaml
+    python bench/chaos.py --duration 60 --clients 16 --limit-s 30
 
 Exit code 1 when an acknowledged inference was lost, doubled, stored despite `store: false`,
 or has no bill. Recovery per kill = time from the kill to the first successful response of a
@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from bench.local_server import APP_NAME, ROOT, TEST_CONFIG, local_server
+from bench.local_server import APP_NAME, TEST_CONFIG, build_test_models, local_server
 
 API_KEY = "pio_sk_test_alpha"
 DECODER_KINDS = ("native_generate", "chat", "chat_stream", "completions", "responses")
@@ -427,14 +427,6 @@ def report(
     return 1 if bad else 0
 
 
-def build_models() -> None:
-    """The tiny offline models, as tests/conftest.py's offline_models fixture builds them."""
-    from app.models.__main__ import main
-
-    only = "tiny-encoder tiny-job tiny-decoder tiny-decoder-lora tiny-decoder-zero-lora"
-    main(["build", "--out", str(ROOT / "models"), "--only", *only.split()])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.chaos",
@@ -462,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("app.proxy_errors") is None:
         print("note: app.proxy_errors is missing; Ray's own proxy errors stay as they are")
         os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "")
-    build_models()
+    build_test_models()
     print(f"starting the server (config {args.config}, history {args.storage_root})")
     with local_server(args.storage_root, config=args.config) as base_url:
         print(f"ready at {base_url}; {args.clients} clients for {args.duration:.0f} s")

@@ -22,6 +22,17 @@ APP_NAME = "pioneer-test"
 PROXY_CALLBACK = "app.proxy_errors:proxy_middlewares"
 
 
+# The offline models the test config serves (seconds to build; kept in models/ after).
+TEST_MODELS = ("tiny-encoder", "tiny-job", "tiny-decoder", "tiny-decoder-lora")
+TEST_MODELS += ("tiny-decoder-zero-lora",)
+
+
+def build_test_models(out: Path = ROOT / "models") -> None:
+    from app.models.__main__ import main
+
+    main(["build", "--out", str(out), "--only", *TEST_MODELS])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,18 +21,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session", autouse=True)
 def offline_models() -> None:
     """Build the tiny models if `make models` has not (the build is idempotent, ~3 s)."""
-    from app.models.__main__ import main
+    from bench.local_server import build_test_models
 
-    main(
-        [
-            "build",
-            "--out",
-            str(MODELS),
-            "--only",
-            "tiny-encoder",
-            "tiny-job",
-            "tiny-decoder",
-            "tiny-decoder-lora",
-            "tiny-decoder-zero-lora",
-        ]
-    )
+    build_test_models(MODELS)
