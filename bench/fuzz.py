@@ -36,7 +36,6 @@ from urllib.parse import quote
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
 ENCODER = "pioneer-test/gliner2-tiny-test"
 DECODER = "pioneer-test/llama-tiny-test"
 API_KEY = "pio_sk_test_alpha"

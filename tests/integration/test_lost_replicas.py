@@ -15,6 +15,7 @@ import httpx
 import ray
 from ray import serve
 
+from bench.local_server import wait_ready
 from tests.conftest import TINY_ID
 from tests.integration.conftest import API_KEY, APP_NAME
 
@@ -31,18 +32,6 @@ def kill_replicas(deployment: str) -> None:
     assert names, f"no {deployment} replica found"
     for name, namespace in names:
         ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
-
-
-def wait_until_ready(server: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{server}/ready", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("the app did not become ready again")
 
 
 def wait_until_serving(client: httpx.Client, body: dict, timeout_s: float = 180) -> None:
@@ -116,4 +105,4 @@ def test_requests_in_flight_on_a_lost_ingress_get_json_errors(server: str) -> No
             assert "Retry-After" in response.headers
         assert any("stopped before it answered" in r.json()["error"]["message"] for r in lost)
     finally:
-        wait_until_ready(server)
+        wait_ready(server, timeout_s=180)
