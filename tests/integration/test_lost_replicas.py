@@ -82,7 +82,7 @@ def test_requests_in_flight_on_a_lost_ingress_get_json_errors(server: str) -> No
     body = {
         "model": DECODER,
         "messages": [{"role": "user", "content": "Count to a hundred."}],
-        "max_tokens": 300,
+        "max_tokens": 450,  # seconds of work for 12 at once on 2 cores (context is 512)
         "temperature": 1.0,
     }
     headers = {"X-API-Key": API_KEY}
@@ -92,7 +92,7 @@ def test_requests_in_flight_on_a_lost_ingress_get_json_errors(server: str) -> No
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         pending = [pool.submit(call, i) for i in range(12)]
-        time.sleep(1.0)
+        time.sleep(0.5)  # all inside the ingress by now, none answered yet
         kill_replicas("Ingress")
         responses = [future.result() for future in pending]
     try:
