@@ -10,8 +10,9 @@ from typing import Any
 import torch
 from gliner2 import GLiNER2, Schema
 
-from app.engines import gliner2_windows
+from app.engines import gliner2_spans, gliner2_windows
 from app.engines.gliner2_output import described_relation_keys, merge_described_relations
+from app.engines.gliner2_windows import Windows
 from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel, quoted
 from app.weights import locate
 
@@ -125,7 +126,7 @@ class GLiNER2Engine:
         model = loaded.model
         window = gliner2_windows.window_of(model)
         sizes: dict[int, int] = {}  # the texts of one request share one schema object
-        plans: list[gliner2_windows.Windows | ApiError] = []
+        plans: list[Windows | ApiError] = []
         for text, schema in zip(texts, schemas, strict=True):
             size = sizes.get(id(schema))
             if size is None:
@@ -134,28 +135,24 @@ class GLiNER2Engine:
                 plans.append(gliner2_windows.plan(model, window, text, schema.schema, size))
             except ApiException as exc:
                 plans.append(exc.error)
-        results: list[dict[str, Any] | ApiError] = list(plans)  # type: ignore[arg-type]
-        whole = [i for i, p in enumerate(plans) if not isinstance(p, ApiError) and not p.chunks]
-        cut = [i for i, p in enumerate(plans) if not isinstance(p, ApiError) and p.chunks]
-        if whole:
-            ran = self._run(
-                model, [texts[i] for i in whole], [schemas[i] for i in whole], options, batch_size
-            )
-            for i, result in zip(whole, ran, strict=True):
-                results[i] = result
-        if cut:  # windows keep spans and confidences: the merge needs them
-            windowed = [(i, plans[i]) for i in cut]
-            chunk_texts = [t for _, p in windowed for t in p.texts]
-            chunk_schemas = [schemas[i] for i, p in windowed for _ in p.texts]
-            spans_on = ExtractOptions(options.threshold, True, True)
-            ran = iter(self._run(model, chunk_texts, chunk_schemas, spans_on, batch_size))
-            for i, windows in windowed:
-                parts = [next(ran) for _ in windows.texts]
-                results[i] = gliner2_windows.merge(windows, parts, options)
-        return [
-            r if isinstance(r, ApiError) else merge_described_relations(r, s.relation_keys)
-            for r, s in zip(results, schemas, strict=True)
-        ]
+        # One engine call for whole texts and windows alike, with offsets and confidences on:
+        # windows are merged with them, and every span is fitted to the client's text with
+        # them, before the result is shaped by the client's include_* flags.
+        runnable = [(p, s) for p, s in zip(plans, schemas, strict=True) if isinstance(p, Windows)]
+        run_texts = [text for plan, _ in runnable for text in plan.texts]
+        run_schemas = [schema for plan, schema in runnable for _ in plan.texts]
+        full = ExtractOptions(options.threshold, True, True)
+        ran = iter(self._run(model, run_texts, run_schemas, full, batch_size))
+        results: list[dict[str, Any] | ApiError] = []
+        for plan, schema in zip(plans, schemas, strict=True):
+            if isinstance(plan, ApiError):
+                results.append(plan)
+                continue
+            parts = [next(ran) for _ in plan.texts]
+            merged = gliner2_windows.merge(plan, parts) if plan.chunks else parts[0]
+            shaped = gliner2_spans.shape(gliner2_spans.fit(merged, plan.text), options)
+            results.append(merge_described_relations(shaped, schema.relation_keys))
+        return results
 
     @staticmethod
     def _run(

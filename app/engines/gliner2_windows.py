@@ -15,7 +15,7 @@ from typing import Any
 
 from gliner2.inference.chunking import TextChunk, iter_word_offsets, merge_chunk_results
 
-from app.protocol import ApiError, ApiException, ExtractOptions
+from app.protocol import ApiError, ApiException
 
 DEFAULT_WINDOW = 512
 MIN_TEXT_TOKENS = 16  # a window with less room than this for text is not worth running
@@ -119,14 +119,10 @@ def _chunk(text: str, words: list[tuple[int, int, int]], start: int, end: int) -
     return TextChunk(text[first:last], first, last, start, end)
 
 
-def merge(windows: Windows, results: list[dict[str, Any]], options: ExtractOptions) -> dict:
-    """One result for the whole text, spans at offsets into it (windows ran with spans and
-    confidences on, which the merge needs; it drops them again where the caller did)."""
+def merge(windows: Windows, results: list[dict[str, Any]]) -> dict:
+    """One result for the whole text, spans at offsets into it. Windows run with offsets and
+    confidences on (the merge needs them), and the merged result keeps them too."""
     assert windows.chunks is not None
     return merge_chunk_results(
-        windows.text,
-        windows.chunks,
-        results,
-        include_confidence=options.include_confidence,
-        include_spans=options.include_spans,
+        windows.text, windows.chunks, results, include_confidence=True, include_spans=True
     )
