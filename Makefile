@@ -16,7 +16,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 # Ray Serve's proxy renders its own failures (a lost ingress replica) as JSON through this.
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH ?= app.proxy_errors:proxy_middlewares
 
-.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history bench-decoder bench-fuzz bench-chaos clean
+.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history bench-decoder bench-fuzz bench-chaos bench-overhead clean
 
 install: $(STAMP)
 
@@ -57,6 +57,9 @@ bench-history: install
 
 bench-decoder: models
 	$(BIN)/python bench/decoder_stream_bench.py
+
+bench-overhead: models
+	$(BIN)/python bench/serving_overhead.py
 
 bench-fuzz: install
 	$(BIN)/python bench/fuzz.py --per-route 1000
