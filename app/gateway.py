@@ -16,6 +16,7 @@ from typing import Any
 from app.config import LimitsConfig
 from app.generation import DISCONNECTED, GenerationTally
 from app.history import records
+from app.model_cache import ResolvedCache
 from app.protocol import (
     ApiError,
     ApiException,
@@ -111,6 +112,9 @@ class InferenceGateway:
         self._decoders = decoders
         self._recorder = recorder
         self._limits = limits or LimitsConfig()
+        self._models = ResolvedCache(self._ask_resolver)
+        self._encoders: dict[str, Any] = {}  # handle options per model key, made once
+        self._decoder_streams = {key: h.options(stream=True) for key, h in decoders.items()}
 
     async def _call(self, response: Any, what: str) -> Any:
         """A unary handle call: a bounded wait for a replica, then its answer. A lost or
@@ -124,10 +128,11 @@ class InferenceGateway:
             raise _backend_down(what, exc, self._limits.retry_after_s) from exc
 
     async def resolve(self, model_id: str) -> ResolvedModel:
-        resolved = await self._call(self._resolver.resolve.remote(model_id), "model resolver")
-        if isinstance(resolved, ApiError):
-            raise ApiException(resolved)
-        return resolved
+        """From this replica's cache of the resolver's answers (app/model_cache.py)."""
+        return await self._models.resolve(model_id)
+
+    async def _ask_resolver(self, model_id: str) -> ResolvedModel | ApiError:
+        return await self._call(self._resolver.resolve.remote(model_id), "model resolver")
 
     async def extract(
         self, request: InferenceRequest, model: ResolvedModel | None = None
@@ -222,7 +227,10 @@ class InferenceGateway:
             )
         assert request.schema is not None
         call = ExtractionCall(model, request.texts, request.schema, request.options)
-        encoder = self._encoder.options(multiplexed_model_id=model.model_key)
+        encoder = self._encoders.get(model.model_key)
+        if encoder is None:  # keys come from the resolver (catalog and jobs), not clients
+            encoder = self._encoder.options(multiplexed_model_id=model.model_key)
+            self._encoders[model.model_key] = encoder
         outcome = await self._call(encoder.extract.remote(call), "encoder deployment")
         if isinstance(outcome, ApiError):
             raise ApiException(outcome)
@@ -313,7 +321,7 @@ class InferenceGateway:
                     status=400,
                 )
             )
-        handle = self._decoders.get(model.model_id)
+        handle = self._decoder_streams.get(model.model_id)
         if handle is None:
             raise ApiException(
                 ApiError.model_unavailable(f"{quoted(model.model_id)} is not deployed.")
@@ -322,7 +330,7 @@ class InferenceGateway:
             model, request.prompt, request.messages, request.sampling, request.inference_id
         )
         try:
-            return handle.options(stream=True).generate.remote(call)
+            return handle.generate.remote(call)
         except Exception as exc:
             raise _backend_down("decoder deployment", exc) from exc
 
