@@ -52,13 +52,7 @@ def bounded(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validation errors as a client may see them: at most MAX_LISTED_ERRORS, each location
     part and message clipped (a location can hold a client's dict key, a message its value)."""
     shown = [
-        {
-            **error,
-            "loc": tuple(
-                part if isinstance(part, int) else clip(part, 64) for part in error["loc"]
-            ),
-            "msg": clip(error["msg"], 300),
-        }
+        {**error, "loc": tuple(map(_loc_part, error["loc"])), "msg": clip(error["msg"], 300)}
         for error in errors[:MAX_LISTED_ERRORS]
     ]
     if len(errors) > MAX_LISTED_ERRORS:

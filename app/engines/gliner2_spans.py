@@ -17,7 +17,6 @@ from gliner2.inference.chunking import _strip_span_metadata
 
 from app.protocol import ExtractOptions
 
-FULL = {"include_confidence": True, "include_spans": True}
 _DROP = object()
 
 
