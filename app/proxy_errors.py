@@ -6,8 +6,8 @@ the ingress replica dies mid-request the proxy sends nothing and uvicorn answers
 text/plain too. Ray Serve runs Starlette middlewares inside the proxy when
 `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=app.proxy_errors:proxy_middlewares` is set (the
 Makefile and the tests set it; a cluster sets it in its nodes' environment); this one turns
-those replies into the caller's error shape. A response that had already started (a stream) cannot be replaced: it
-just ends, and the client sees a truncated body.
+those replies into the caller's error shape. A response that had already started (a stream)
+cannot be replaced: it just ends, and the client sees a truncated body.
 """
 
 from __future__ import annotations
