@@ -98,6 +98,16 @@ class EncoderConfig(StrictModel):
     torch_threads: int | None = Field(
         None, ge=1, description="torch intra-op threads per replica; null keeps torch's default."
     )
+    span_decoding: Literal["tensor", "library"] = Field(
+        "tensor",
+        description="tensor: spans thresholded, ranked and resolved as batched tensor operations "
+        "on the model's device (same results); library: gliner2's own decoder, the reference.",
+    )
+    disentangled_flash: bool = Field(
+        True,
+        description="On CUDA, run DeBERTa-v2/v3 backbones' attention with gliner2's "
+        "DisentangledFlash kernels when the package is installed.",
+    )
 
 
 class DecoderConfig(StrictModel):

@@ -56,6 +56,8 @@ class EncoderDeployment:
             dtype=config.dtype,
             torch_threads=config.torch_threads,
             allow_hub_downloads=allow_hub_downloads,
+            span_decoding=config.span_decoding,
+            disentangled_flash=config.disentangled_flash,
         )
         self._config = config
         self._resolver = resolver

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from gliner2 import GLiNER2, Schema
 
-from app.engines import gliner2_spans, gliner2_windows
+from app.engines import gliner2_spans, gliner2_tensor_decode, gliner2_windows
 from app.engines.gliner2_output import described_relation_keys, merge_described_relations
 from app.engines.gliner2_windows import Windows
 from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel, quoted
@@ -56,6 +56,25 @@ def pick_dtype(dtype: str, device: str) -> str:
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
+def enable_flash(extractor: GLiNER2) -> bool:
+    """gliner2's DisentangledFlash (Triton kernels for DeBERTa's disentangled attention) where
+    the backbone is DeBERTa-v2/v3 and the optional package is installed; off otherwise."""
+    backbone = getattr(getattr(extractor, "encoder", None), "config", None)
+    if type(backbone).__name__ != "DebertaV2Config":
+        return False
+    try:
+        extractor.enable_disentangled_flash()
+    except ImportError:
+        logger.info("DisentangledFlash not installed (pip install gliner2[disentangled-flash])")
+        return False
+    except Exception:  # a kernel that cannot run here must not cost the replica its model
+        logger.warning(
+            "DisentangledFlash could not be enabled; attention stays as is", exc_info=True
+        )
+        return False
+    return True
+
+
 class GLiNER2Engine:
     """Loads GLiNER2 checkpoints and runs extraction on one device in one precision."""
 
@@ -65,12 +84,18 @@ class GLiNER2Engine:
         dtype: str = "auto",
         torch_threads: int | None = None,
         allow_hub_downloads: bool = False,
+        span_decoding: str = "tensor",
+        disentangled_flash: bool = True,
     ) -> None:
         if torch_threads:
             torch.set_num_threads(torch_threads)
+        if span_decoding not in ("tensor", "library"):
+            raise ValueError(f"span_decoding must be 'tensor' or 'library', not {span_decoding!r}")
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.allow_hub_downloads = allow_hub_downloads
+        self.span_decoding = span_decoding
+        self.disentangled_flash = disentangled_flash
 
     def load(self, model: ResolvedModel) -> LoadedEncoder:
         where = locate(
@@ -95,13 +120,17 @@ class GLiNER2Engine:
         if self.dtype != "float32":
             extractor = extractor.to(_DTYPES[self.dtype])
         extractor.eval()
+        flash = self.disentangled_flash and self.device == "cuda" and enable_flash(extractor)
+        tensor = self.span_decoding == "tensor" and gliner2_tensor_decode.install(extractor)
         logger.info(
-            "loaded %s from %s on %s/%s in %.1fs",
+            "loaded %s from %s on %s/%s in %.1fs (span decoding: %s, DisentangledFlash: %s)",
             model.model_key,
             source,
             self.device,
             self.dtype,
             time.perf_counter() - started,
+            "tensor" if tensor else "library",
+            "on" if flash else "off",
         )
         return LoadedEncoder(model.model_key, extractor, self.device, self.dtype)
 
