@@ -15,6 +15,7 @@ from typing import Any
 
 from app.config import LimitsConfig
 from app.generation import DISCONNECTED, GenerationTally
+from app.grouping import Grouped
 from app.history import records
 from app.model_cache import ResolvedCache
 from app.protocol import (
@@ -115,6 +116,7 @@ class InferenceGateway:
         self._models = ResolvedCache(self._ask_resolver)
         self._encoders: dict[str, Any] = {}  # handle options per model key, made once
         self._decoder_streams = {key: h.options(stream=True) for key, h in decoders.items()}
+        self._records: Grouped[tuple[dict, dict | None], bool] = Grouped(self._send_records)
 
     async def _call(self, response: Any, what: str) -> Any:
         """A unary handle call: a bounded wait for a replica, then its answer. A lost or
@@ -173,10 +175,7 @@ class InferenceGateway:
 
         # store: false keeps the bill and drops the payload before it leaves this process.
         async def send() -> bool:
-            return await self._call(
-                self._recorder.record.remote(billing, history if request.store else None),
-                "history store",
-            )
+            return await self._records.submit((billing, history if request.store else None))
 
         # A fresh context: Ray Serve cancels the calls a cancelled request made (a client
         # hang-up cancels the ingress request), and this one must outlive it.
@@ -191,6 +190,10 @@ class InferenceGateway:
             raise _unrecorded(request, exc.error.retry_after_s, certain=False) from exc
         if not kept:  # billed, but the history row was refused: do not pretend it was stored
             raise _unrecorded(request)
+
+    async def _send_records(self, entries: list[tuple[dict, dict | None]]) -> list[bool]:
+        """One Recorder call for the records of concurrent requests (app/grouping.py)."""
+        return await self._call(self._recorder.record_many.remote(entries), "history store")
 
     async def _record_failure(
         self,

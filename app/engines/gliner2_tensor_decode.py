@@ -20,7 +20,8 @@ Why the answer is exact:
   keeps from the candidates above any lower floor, since candidates rank by confidence. So one
   resolution per row, above the lowest threshold its sample's schema names, serves them all.
 - Character ranges overlap exactly when token ranges do, if word tokens are non-empty,
-  disjoint and in order (checked per text; a text where they are not runs gliner2's way).
+  disjoint and in order; and no span's stripped text is empty (gliner2 drops those) if no
+  token is blank. Both are checked per text; a text where they fail runs gliner2's way.
 - Ties rank as gliner2's stable sort ranks them: by `torch.where`'s row-major position.
 - Thresholds compare in the scores' dtype, as torch compares a tensor with a Python number.
 Rows outside this (validators, explicit overlap policies, another architecture, a threshold
@@ -32,7 +33,6 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, field
-from itertools import accumulate
 from types import MethodType
 from typing import Any
 
@@ -186,10 +186,13 @@ def _has_validators(metadata: dict) -> bool:
     )
 
 
-def _words_in_order(starts: list[int], ends: list[int]) -> bool:
-    """Token ranges non-empty, disjoint and ascending: char overlap == token overlap."""
-    return all(s < e for s, e in zip(starts, ends, strict=True)) and all(
-        ends[i] <= starts[i + 1] for i in range(len(starts) - 1)
+def _decodable(text: str, starts: list[int], ends: list[int]) -> bool:
+    """Word tokens non-empty, disjoint and ascending (so char overlap == token overlap), and
+    none blank (so no span's stripped text is empty, which gliner2 would drop)."""
+    return (
+        all(s < e for s, e in zip(starts, ends, strict=True))
+        and all(ends[i] <= starts[i + 1] for i in range(len(starts) - 1))
+        and all(text[s:e].strip() for s, e in zip(starts, ends, strict=True))
     )
 
 
@@ -205,7 +208,8 @@ def resolve_batch(
     for index in range(len(batch)):
         metadata = metadata_list[index]
         starts, ends = batch.start_mappings[index], batch.end_mappings[index]
-        if _has_validators(metadata) or not _words_in_order(starts, ends):
+        text = batch.original_texts[index]
+        if _has_validators(metadata) or not _decodable(text, starts, ends):
             continue  # validators filter before resolution: gliner2 decodes this sample
         floor = min(_thresholds(metadata, threshold))
         tasks: list[_Task] = []
@@ -248,15 +252,18 @@ def _resolve_rows(batch: Any, pending: list[tuple[int, _Task, torch.Tensor]]) ->
     )
     floor_cut = (floors * (1 - _FLOOR_MARGIN) - 1e-6).clamp(min=0)[:, None, None]
     valid = valid_span & (scores.float() >= floor_cut)  # NaN (padding) is never valid
+    busy = valid.flatten(1).any(1).nonzero().squeeze(1)  # rows with any candidate
+    if not len(busy):
+        return
+    scores, valid = scores[busy], valid[busy]
     kept, rank = resolve_greedy(scores, valid)
 
     where = kept.nonzero()
-    if not len(where):
-        return
     row, start, span_width = where.unbind(1)
     order = torch.argsort(row * rank.shape[1] + rank[row, start * width + span_width])
     where = where[order]
     confidences = scores[tuple(where.unbind(1))].tolist()
+    where[:, 0] = busy[where[:, 0]]
     owners = [(index, task, r) for index, task, s in pending for r in range(len(s))]
     for (r, s, w), confidence in zip(where.tolist(), confidences, strict=True):
         index, task, task_row = owners[r]
@@ -269,33 +276,11 @@ def _resolve_rows(batch: Any, pending: list[tuple[int, _Task, torch.Tensor]]) ->
 def _valid_spans(
     batch: Any, samples: list[int], longest: int, width: int, device: torch.device
 ) -> torch.Tensor:
-    """[samples, T, W]: span (s, w) lies inside the text and its characters are not all
-    whitespace (gliner2 drops spans whose stripped text is empty)."""
-    text_lens = [len(batch.start_mappings[i]) for i in samples]
-    chars = max(len(batch.original_texts[i]) for i in samples)
-
-    def padded(values: list[int], size: int) -> list[int]:
-        return values + [values[-1] if values else 0] * (size - len(values))
-
-    starts = torch.tensor([padded(batch.start_mappings[i], longest) for i in samples])
-    ends = torch.tensor([padded(batch.end_mappings[i], longest) for i in samples])
-    content = torch.tensor(
-        [
-            padded(
-                list(accumulate((not c.isspace() for c in batch.original_texts[i]), initial=0)),
-                chars + 1,
-            )
-            for i in samples
-        ]
-    )
+    """[samples, T, W]: span (s, w) lies inside the text. (Its stripped text is never empty:
+    texts with a blank token are left to gliner2, see `_decodable`.)"""
     offsets = torch.arange(longest)[:, None] + torch.arange(width)[None, :]  # s + w
-    last = offsets.clamp(max=longest - 1)
-    char_end = ends[:, last].clamp(0, chars)  # [samples, T, W]
-    char_start = starts[:, :, None].expand_as(char_end).clamp(0, chars)
-    gathered_end = content.gather(1, char_end.reshape(len(samples), -1)).view_as(char_end)
-    gathered_start = content.gather(1, char_start.reshape(len(samples), -1)).view_as(char_end)
-    inside = offsets[None] < torch.tensor(text_lens)[:, None, None]
-    return (inside & (gathered_end > gathered_start)).to(device)
+    text_lens = torch.tensor([len(batch.start_mappings[i]) for i in samples])
+    return (offsets[None] < text_lens[:, None, None]).to(device)
 
 
 def resolve_greedy(scores: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,7 +301,7 @@ def resolve_greedy(scores: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Ten
     priority = (flat.shape[1] - rank).reshape(rows, tokens, width) * valid  # > 0 when valid
     alive = valid.clone()
     kept = torch.zeros_like(valid)
-    while bool(alive.any()):
+    while bool(alive.any()):  # one device sync per round
         live = priority * alive
         best_near = _span_max(_token_max(live), width)
         chosen = alive & (live == best_near)
@@ -328,13 +313,16 @@ def resolve_greedy(scores: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Ten
 
 def _token_max(values: torch.Tensor) -> torch.Tensor:
     """[rows, T, W] span values -> [rows, T]: the largest value of any span covering token t."""
-    width = values.shape[-1]
-    # from_width[s, o] = max over spans starting at s that reach at least s + o
-    from_width = values.flip(-1).cummax(-1).values.flip(-1)
-    covered = from_width[:, :, 0].clone()
-    for offset in range(1, width):
-        covered[:, offset:] = torch.maximum(covered[:, offset:], from_width[:, :-offset, offset])
-    return covered
+    rows, tokens, width = values.shape
+    # reach[s, o]: the largest value among spans starting at s that cover s + o
+    reach = values.flip(-1).cummax(-1).values  # columns reversed: j = W - 1 - o
+    # token t is covered from s = t - o, o = W-1-j: diagonal entries reach[t + j - (W-1), j]
+    padded = F.pad(reach, (0, 0, width - 1, 0))
+    row_stride, token_stride, width_stride = padded.stride()
+    diagonals = padded.as_strided(
+        (rows, tokens, width), (row_stride, token_stride, token_stride + width_stride)
+    )
+    return diagonals.amax(-1)
 
 
 def _span_max(per_token: torch.Tensor, width: int) -> torch.Tensor:

@@ -73,7 +73,7 @@ def run_stream(record: Any) -> tuple[list[Any], GenerationTally]:
     ]
     decoder = FakeHandle(generate=lambda call: FakeResponse(items=events))
     gateway = InferenceGateway(
-        FakeHandle(), FakeHandle(), {"m": decoder}, FakeHandle(record=record), LimitsConfig()
+        FakeHandle(), FakeHandle(), {"m": decoder}, FakeHandle(record_many=record), LimitsConfig()
     )
     request = InferenceRequest(model_id="m", task="generate", messages=[], stream=True)
     tally = GenerationTally()
@@ -85,7 +85,7 @@ def run_stream(record: Any) -> tuple[list[Any], GenerationTally]:
 
 
 def test_a_recorder_lost_at_the_end_of_a_stream_ends_it_with_an_error_event() -> None:
-    seen, tally = run_stream(lambda *rows: FakeResponse(error=RuntimeError("actor died")))
+    seen, tally = run_stream(lambda rows: FakeResponse(error=RuntimeError("actor died")))
     assert isinstance(seen[-1], ApiError) and seen[-1].code == "history_unavailable"
     assert "may or may not" in seen[-1].message  # the rows may have reached the WAL
     assert tally.error == seen[-1]
@@ -93,10 +93,10 @@ def test_a_recorder_lost_at_the_end_of_a_stream_ends_it_with_an_error_event() ->
 
 
 def test_a_refused_row_ends_the_stream_saying_it_was_not_recorded() -> None:
-    seen, _ = run_stream(lambda *rows: FakeResponse(value=False))
+    seen, _ = run_stream(lambda rows: FakeResponse(value=[False] * len(rows)))
     assert seen[-1].code == "history_unavailable" and "could not be recorded" in seen[-1].message
 
 
 def test_a_recorded_stream_ends_normally() -> None:
-    seen, tally = run_stream(lambda *rows: FakeResponse(value=True))
+    seen, tally = run_stream(lambda rows: FakeResponse(value=[True] * len(rows)))
     assert not any(isinstance(e, ApiError) for e in seen) and tally.error is None

@@ -1,0 +1,71 @@
+"""Concurrent callers' items sent downstream as one call.
+
+Used for the Recorder: each inference must wait until its bill and history row are durable,
+and one handle call per inference costs the ingress a Ray round trip each. A `Grouped` sends
+an item at once when nothing is in flight (no added latency at low load) and otherwise
+gathers what arrives meanwhile into the next call, so under load a call carries every item
+that came in during the previous one: one call, and one fsync on the Recorder, per group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Grouped(Generic[Item, Result]):
+    def __init__(
+        self,
+        send: Callable[[list[Item]], Awaitable[list[Result]]],
+        max_in_flight: int = 2,
+        max_items: int = 256,
+    ) -> None:
+        self._send = send
+        self._max_in_flight = max_in_flight
+        self._max_items = max_items
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Item) -> Result:
+        """The item's own result once its group's call returns, or that call's exception."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._start_next()
+        return await future
+
+    def _start_next(self) -> None:
+        while self._waiting and len(self._in_flight) < self._max_in_flight:
+            group = self._waiting[: self._max_items]
+            del self._waiting[: self._max_items]
+            # A fresh context: a caller that is cancelled must not cancel the others' call.
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(group), context=contextvars.Context()
+            )
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._start_next()
+
+    async def _deliver(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._send([item for item, _ in group])
+            if len(results) != len(group):
+                raise RuntimeError(f"{len(results)} results for {len(group)} items")
+        except BaseException as exc:  # every caller in the group gets the call's failure
+            failure = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(failure)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
