@@ -82,7 +82,9 @@ class EncoderConfig(StrictModel):
         "auto", description="auto picks CUDA when the replica sees a GPU."
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: bfloat16 on CUDA where supported, else float16; float32 on CPU."
+        "auto",
+        description="auto: bfloat16 on CUDA where supported, else float16; on CPU bfloat16 where "
+        "the CPU has native bf16 matmuls (avx512_bf16/AMX), else float32.",
     )
     max_batch_size: int = Field(32, ge=1, description="Most texts in one engine call.")
     batch_wait_timeout_s: float = Field(

@@ -32,6 +32,8 @@ from app.protocol import (
 )
 
 logger = logging.getLogger("ray.serve")
+ENCODER_CALLS_IN_FLIGHT = 1  # per model and ingress replica
+ENCODER_GROUP_MAX = 32  # requests per call
 
 
 def _backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -> ApiException:
@@ -114,7 +116,8 @@ class InferenceGateway:
         self._recorder = recorder
         self._limits = limits or LimitsConfig()
         self._models = ResolvedCache(self._ask_resolver)
-        self._encoders: dict[str, Any] = {}  # handle options per model key, made once
+        # Per model key, made once: concurrent requests' calls share one handle call.
+        self._extractions: dict[str, Grouped[ExtractionCall, ExtractionOutcome | ApiError]] = {}
         self._decoder_streams = {key: h.options(stream=True) for key, h in decoders.items()}
         self._records: Grouped[tuple[dict, dict | None], bool] = Grouped(self._send_records)
 
@@ -191,6 +194,17 @@ class InferenceGateway:
         if not kept:  # billed, but the history row was refused: do not pretend it was stored
             raise _unrecorded(request)
 
+    def _grouped_extractions(
+        self, model: ResolvedModel
+    ) -> Grouped[ExtractionCall, ExtractionOutcome | ApiError]:
+        encoder = self._encoder.options(multiplexed_model_id=model.model_key)
+
+        async def send(calls: list[ExtractionCall]) -> list[ExtractionOutcome | ApiError]:
+            return await self._call(encoder.extract_many.remote(calls), "encoder deployment")
+
+        # Several calls in flight: replicas batch what reaches them, and there may be several.
+        return Grouped(send, max_in_flight=ENCODER_CALLS_IN_FLIGHT, max_items=ENCODER_GROUP_MAX)
+
     async def _send_records(self, entries: list[tuple[dict, dict | None]]) -> list[bool]:
         """One Recorder call for the records of concurrent requests (app/grouping.py)."""
         return await self._call(self._recorder.record_many.remote(entries), "history store")
@@ -230,11 +244,10 @@ class InferenceGateway:
             )
         assert request.schema is not None
         call = ExtractionCall(model, request.texts, request.schema, request.options)
-        encoder = self._encoders.get(model.model_key)
-        if encoder is None:  # keys come from the resolver (catalog and jobs), not clients
-            encoder = self._encoder.options(multiplexed_model_id=model.model_key)
-            self._encoders[model.model_key] = encoder
-        outcome = await self._call(encoder.extract.remote(call), "encoder deployment")
+        extractions = self._extractions.get(model.model_key)
+        if extractions is None:  # keys come from the resolver (catalog and jobs), not clients
+            extractions = self._extractions[model.model_key] = self._grouped_extractions(model)
+        outcome = await extractions.submit(call)
         if isinstance(outcome, ApiError):
             raise ApiException(outcome)
         assert isinstance(outcome, ExtractionOutcome)

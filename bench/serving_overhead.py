@@ -8,7 +8,8 @@ folder) on a private local Ray cluster, then, one phase after another:
    ratio to /health (the model's share is ~1 ms: the rest is the graph).
 3. The demo encoder over HTTP, one text and then 8 texts per request, c clients: texts/s.
 4. gliner2's `batch_extract` in this process on the same checkpoint and texts at batch 16,
-   with the torch threads the server's encoder gets: texts/s, and the HTTP/library ratios.
+   with the torch threads the server's encoder gets: texts/s, and the HTTP/library ratios;
+   also in bfloat16, which the server's `dtype: auto` picks on CPUs with native bf16.
 
     python bench/serving_overhead.py [--seconds 10] [--concurrency 16]
 """
@@ -75,13 +76,13 @@ def extraction(model_id: str, texts: int) -> Callable[[int], dict[str, Any]]:
     return make
 
 
-def library_texts_per_s(seconds: float, threads: int | None) -> float:
+def library_texts_per_s(seconds: float, threads: int | None, dtype: str = "float32") -> float:
     import torch
     from gliner2 import GLiNER2
 
     if threads:
         torch.set_num_threads(threads)
-    model = GLiNER2.from_pretrained(str(DEMO_DIR))
+    model = GLiNER2.from_pretrained(str(DEMO_DIR)).to(getattr(torch, dtype))
     model.eval()
     texts = [f"{SENTENCES[i % len(SENTENCES)]} ({i})" for i in range(16)]
     schema = {"entities": {label: "" for label in SCHEMA["entities"]}}
@@ -125,12 +126,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root, local_server(Path(root), SERVER_CONFIG) as base:
         http = asyncio.run(measure(base, args.seconds, args.concurrency))
     library = library_texts_per_s(args.seconds, threads)  # the server is down: no contention
+    library_bf16 = library_texts_per_s(args.seconds, threads, "bfloat16")
     print(f"\nc={args.concurrency}, {args.seconds:g} s per phase, stored, configs/server.yaml")
     for name, (per_s, failed) in http.items():
         print(f"  {name:<16} {per_s:8.1f} req/s" + (f"  ({failed} failed)" if failed else ""))
     demo_1, demo_8 = http["demo, 1 text"][0], http["demo, 8 texts"][0] * 8
     graph = http["tiny, 1 text"][0] / http["health"][0]
     print(f"  library, b=16    {library:8.1f} texts/s  (torch threads: {threads or 'default'})")
+    print(f"  library bf16     {library_bf16:8.1f} texts/s  (what dtype: auto may pick on CPU)")
     print(f"/inference (tiny) / /health:           {graph:.2f}")
     print(f"demo over HTTP, 1 text / library b=16:  {demo_1 / library:.2f}")
     print(f"demo over HTTP, 8 texts / library b=16: {demo_8 / library:.2f}")

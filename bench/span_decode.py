@@ -73,12 +73,14 @@ def main() -> int:
     from app.engines import gliner2_tensor_decode
     from app.engines.gliner2_engine import GLiNER2Engine
     from app.protocol import ExtractOptions, ResolvedModel
+    from bench.agreement import agreement
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-dir", default=str(ROOT / "models" / "gliner2-minilm-demo"))
     parser.add_argument("--texts", type=int, default=128)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtypes", action="store_true", help="also fp32 vs bf16 end to end")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -117,6 +119,7 @@ def main() -> int:
     end_to_end: dict = {}
     for decoding in ("library", "tensor", "library", "tensor"):  # alternated: the machine drifts
         engine = GLiNER2Engine(device="cpu", dtype="float32", span_decoding=decoding)
+
         loaded = engine.load(model_ref)
         compiled = engine.build_schema(SCHEMA)
 
@@ -125,12 +128,31 @@ def main() -> int:
 
         _, seconds = timed(run, 1)
         end_to_end.setdefault(decoding, []).append(len(texts) / seconds)
+    if args.dtypes:  # what `dtype: auto` weighs on CPU: speed, and agreement with fp32
+        reference = None
+        for dtype in ("float32", "bfloat16", "float32", "bfloat16"):
+            engine = GLiNER2Engine(device="cpu", dtype=dtype)
+            loaded = engine.load(model_ref)
+            compiled = engine.build_schema(SCHEMA)
+            result, seconds = timed(
+                lambda e=engine, m=loaded, c=compiled: e.extract(
+                    m, texts, [c] * len(texts), options, args.batch
+                ),
+                1,
+            )
+            end_to_end.setdefault(f"engine {dtype}", []).append(len(texts) / seconds)
+            if dtype == "float32":
+                reference = result
+            else:
+                report["bfloat16_agreement"] = agreement(result, reference)
     report["end_to_end_texts_per_s"] = {k: round(max(v), 1) for k, v in end_to_end.items()}
     report["end_to_end_ratio"] = round(max(end_to_end["tensor"]) / max(end_to_end["library"]), 2)
     print(
         f"engine end to end (threshold 0.5): {json.dumps(report['end_to_end_texts_per_s'])} "
-        f"ratio {report['end_to_end_ratio']}"
+        f"tensor/library {report['end_to_end_ratio']}"
     )
+    if "bfloat16_agreement" in report:
+        print(f"bfloat16 vs float32: {json.dumps(report['bfloat16_agreement'])}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0 if all(row["equal"] for row in report["decode_only"].values()) else 1

@@ -118,6 +118,11 @@ class EncoderDeployment:
 
     # ---- requests ------------------------------------------------------------------------
 
+    async def extract_many(self, calls: list[ExtractionCall]) -> list[ExtractionOutcome | ApiError]:
+        """Calls an ingress gathered (app/grouping.py); each still joins the batch queue on
+        its own, so they share engine batches with every other ingress's calls."""
+        return list(await asyncio.gather(*(self.extract(call) for call in calls)))
+
     async def extract(self, call: ExtractionCall) -> ExtractionOutcome | ApiError:
         try:
             loaded = await self._get(call.model)
@@ -138,7 +143,7 @@ class EncoderDeployment:
         texts = _count_texts(items)
         self._batch_sizes.append(texts)
         self._batch_histogram.observe(texts)
-        logger.info("encoder batch: %d requests, %d texts", len(items), texts)
+        logger.debug("encoder batch: %d requests, %d texts", len(items), texts)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, item in enumerate(items):
             key = (item.loaded.key, item.call.options)

@@ -55,9 +55,13 @@ class Recorder:
 
     # ---- writes --------------------------------------------------------------------------
 
-    async def record(self, billing: dict[str, Any], history: dict[str, Any] | None) -> bool:
-        """Durable when it returns. False: billed, but the history row could not be kept."""
-        return await self._commit(_Entry(billing, history))
+    async def record_many(
+        self, entries: list[tuple[dict[str, Any], dict[str, Any] | None]]
+    ) -> list[bool]:
+        """(bill, history row or None) pairs an ingress gathered; durable when it returns. Per
+        entry, False: billed, but the history row could not be kept. Groups from every
+        ingress replica share one WAL append and fsync."""
+        return list(await asyncio.gather(*(self._commit(_Entry(b, h)) for b, h in entries)))
 
     @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.0)
     async def _commit(self, entries: list[_Entry]) -> list[bool]:

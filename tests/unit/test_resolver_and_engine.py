@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.engines.gliner2_engine import GLiNER2Engine, pick_dtype
+from app.engines.gliner2_engine import GLiNER2Engine, cpu_has_native_bf16, pick_dtype
 from app.engines.gliner2_output import described_relation_keys, merge_described_relations
 from app.protocol import ApiError, ApiException, ExtractOptions, ResolvedModel
 from deployments.resolver import ModelResolver
@@ -103,7 +103,8 @@ def test_engine_rejects_schema_gliner2_refuses(engine: GLiNER2Engine) -> None:
 
 
 def test_dtype_defaults() -> None:
-    assert pick_dtype("auto", "cpu") == "float32"
+    native = cpu_has_native_bf16()
+    assert pick_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
     assert pick_dtype("float16", "cuda") == "float16"
 
 
