@@ -16,7 +16,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 # Ray Serve's proxy renders its own failures (a lost ingress replica) as JSON through this.
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH ?= app.proxy_errors:proxy_middlewares
 
-.PHONY: install models serve test test-unit test-integration test-gpu lint bench-gpu bench-history bench-decoder bench-fuzz bench-chaos bench-overhead clean
+.PHONY: install models serve serve-fast test test-unit test-integration test-gpu lint bench-gpu bench-span-decode bench-history bench-decoder bench-fuzz bench-chaos bench-overhead clean
 
 install: $(STAMP)
 
@@ -34,8 +34,18 @@ $(STAMP): pyproject.toml Makefile
 models: install
 	$(BIN)/python -m app.models build
 
+# Ray Serve's throughput settings (measured better: README, "Speed"); replica logs kept on the
+# console, which that setting would otherwise turn off.
 serve: models
-	$(BIN)/serve run serve_config.yaml
+	RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_LOG_TO_STDERR=1 $(BIN)/serve run serve_config.yaml
+
+# HAProxy as the front door too: about twice the requests per second, but HAProxy's own errors
+# are a text/plain 500 (README, "Speed"), so not the default.
+serve-fast: models
+	command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q haproxy; } \
+		|| sudo apt-get install -y -q haproxy
+	RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_LOG_TO_STDERR=1 \
+		$(BIN)/serve run serve_config.yaml
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -51,6 +61,9 @@ test-gpu: install
 
 bench-gpu: models
 	$(BIN)/python bench/encoder_gpu.py
+
+bench-span-decode: models
+	$(BIN)/python bench/span_decode.py --dtypes
 
 bench-history: install
 	$(BIN)/python bench/history_bench.py

@@ -163,6 +163,13 @@ class LimitsConfig(StrictModel):
         "gets 503 with Retry-After, recorded and billed as failed. Execution is not limited.",
     )
     retry_after_s: int = Field(5, ge=1, description="Retry-After (seconds) sent with those 503s.")
+    encoder_calls_in_flight: int = Field(
+        2,
+        ge=1,
+        description="Grouped extraction calls an ingress replica keeps in flight per model; "
+        "requests arriving meanwhile travel together in the next call. The encoder's "
+        "autoscaling counts these calls as its ongoing requests.",
+    )
 
 
 class HubConfig(StrictModel):

@@ -32,7 +32,6 @@ from app.protocol import (
 )
 
 logger = logging.getLogger("ray.serve")
-ENCODER_CALLS_IN_FLIGHT = 1  # per model and ingress replica
 ENCODER_GROUP_MAX = 32  # requests per call
 
 
@@ -202,8 +201,8 @@ class InferenceGateway:
         async def send(calls: list[ExtractionCall]) -> list[ExtractionOutcome | ApiError]:
             return await self._call(encoder.extract_many.remote(calls), "encoder deployment")
 
-        # Several calls in flight: replicas batch what reaches them, and there may be several.
-        return Grouped(send, max_in_flight=ENCODER_CALLS_IN_FLIGHT, max_items=ENCODER_GROUP_MAX)
+        in_flight = self._limits.encoder_calls_in_flight
+        return Grouped(send, max_in_flight=in_flight, max_items=ENCODER_GROUP_MAX)
 
     async def _send_records(self, entries: list[tuple[dict, dict | None]]) -> list[bool]:
         """One Recorder call for the records of concurrent requests (app/grouping.py)."""

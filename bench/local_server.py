@@ -20,6 +20,7 @@ TEST_CONFIG = ROOT / "configs" / "test.yaml"
 APP_NAME = "pioneer-test"
 # Renders Ray's own proxy errors (a lost ingress replica, a proxy timeout) as JSON.
 PROXY_CALLBACK = "app.proxy_errors:proxy_middlewares"
+THROUGHPUT_ENV = "PIONEER_SERVE_THROUGHPUT_OPTIMIZED"  # "0" runs the cluster with Serve's defaults
 
 
 # The offline models the test config serves (seconds to build; kept in models/ after).
@@ -64,7 +65,16 @@ def local_server(
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
     port = port or free_port()
-    ray.init(address="local", include_dashboard=False, num_cpus=2, log_to_driver=False)
+    # The cluster's processes run as `make serve` runs them; this driver keeps Serve's default
+    # handles (the throughput setting makes driver-side handles need a running event loop).
+    cluster_env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": os.environ.get(THROUGHPUT_ENV, "1")}
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        num_cpus=2,
+        log_to_driver=False,
+        runtime_env={"env_vars": cluster_env},
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(
