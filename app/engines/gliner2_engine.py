@@ -203,11 +203,20 @@ class GLiNER2Engine:
         options: ExtractOptions,
         batch_size: int,
     ) -> list[dict[str, Any]]:
-        return model.batch_extract(
-            texts,
-            [schema.schema for schema in schemas],
+        # More texts than one batch: run them shortest first, so each batch pads to texts of
+        # about its own length, and hand the results back in the order asked.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        if len(texts) <= batch_size:
+            order = list(range(len(texts)))
+        ran = model.batch_extract(
+            [texts[i] for i in order],
+            [schemas[i].schema for i in order],
             batch_size=batch_size,
             threshold=options.threshold,
             include_confidence=options.include_confidence,
             include_spans=options.include_spans,
         )
+        results: list[dict[str, Any]] = [{}] * len(texts)
+        for position, index in enumerate(order):
+            results[index] = ran[position]
+        return results
