@@ -151,8 +151,8 @@ class InferenceGateway:
         except ApiException as exc:
             latency = (time.perf_counter() - started) * 1000
             await self._record_failure(request, created_at, model, exc.error, latency)
-            exc.inference_id = request.inference_id
-            raise
+            # A new exception: a grouped call's failure is one object shared by its callers.
+            raise ApiException(exc.error, request.inference_id) from exc
         await self._record(
             request,
             billing=records.billing_row(
@@ -283,8 +283,7 @@ class InferenceGateway:
             raise
         except ApiException as exc:
             await self._record_failure(request, created_at, model, exc.error, 0.0)
-            exc.inference_id = request.inference_id
-            raise
+            raise ApiException(exc.error, request.inference_id) from exc
         except StopAsyncIteration:
             error = ApiError.internal("the decoder returned nothing")
             await self._record_failure(request, created_at, model, error, 0.0)

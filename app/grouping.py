@@ -1,10 +1,12 @@
 """Concurrent callers' items sent downstream as one call.
 
-Used for the Recorder: each inference must wait until its bill and history row are durable,
-and one handle call per inference costs the ingress a Ray round trip each. A `Grouped` sends
-an item at once when nothing is in flight (no added latency at low load) and otherwise
-gathers what arrives meanwhile into the next call, so under load a call carries every item
-that came in during the previous one: one call, and one fsync on the Recorder, per group.
+Each handle call costs the ingress (and the callee) a Ray round trip. The gateway groups the
+Recorder's rows (each inference waits until its bill and history row are durable: one call
+and one fsync per group) and the encoder's extraction calls per model (a busy encoder gets
+its next batch in one piece). A `Grouped` sends an item at once while fewer than
+`max_in_flight` calls are out (no added latency at low load) and otherwise gathers what
+arrives meanwhile into the next call. A failed call fails each of its callers with the same
+exception object: callers must not mutate it.
 """
 
 from __future__ import annotations

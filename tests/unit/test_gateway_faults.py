@@ -100,3 +100,33 @@ def test_a_refused_row_ends_the_stream_saying_it_was_not_recorded() -> None:
 def test_a_recorded_stream_ends_normally() -> None:
     seen, tally = run_stream(lambda rows: FakeResponse(value=[True] * len(rows)))
     assert not any(isinstance(e, ApiError) for e in seen) and tally.error is None
+
+
+def test_callers_sharing_a_failed_encoder_call_each_get_their_own_inference_id() -> None:
+    """Concurrent extractions travel as one encoder call; when it fails, the one failure is
+    shared by its callers, and each must still name its own recorded inference."""
+    encoder_model = ResolvedModel("e", "e", "encoder", "gliner2", "e", "e")
+    recorded: list[str] = []
+
+    def record_many(entries: list) -> FakeResponse:
+        recorded.extend(billing["id"] for billing, _ in entries)
+        return FakeResponse(value=[True] * len(entries))
+
+    encoder = FakeHandle(extract_many=lambda calls: FakeResponse(error=RuntimeError("died")))
+    gateway = InferenceGateway(
+        FakeHandle(), encoder, {}, FakeHandle(record_many=record_many), LimitsConfig()
+    )
+    requests = [
+        InferenceRequest(model_id="e", task="extract", texts=["a"], schema={"entities": ["x"]})
+        for _ in range(4)
+    ]
+
+    async def run() -> list[object]:
+        return await asyncio.gather(
+            *(gateway.extract(r, encoder_model) for r in requests), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(run())
+    assert [o.inference_id for o in outcomes] == [r.inference_id for r in requests]
+    assert all(o.error.status == 503 for o in outcomes)
+    assert sorted(recorded) == sorted(r.inference_id for r in requests)  # billed as failed
