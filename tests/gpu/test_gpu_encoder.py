@@ -59,3 +59,27 @@ def test_batching_does_not_change_results(demo_models: None) -> None:
     batched = extract("float32", texts[:4], 32)
     scores = agreement(batched, one_by_one)
     assert scores["entity_f1"] == 1.0 and scores["label_match"] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_tensor_decoding_is_gliner2s_on_cuda(dtype: str) -> None:
+    """The tensor decoder resolves spans on the GPU; results stay gliner2's exactly."""
+    from gliner2 import GLiNER2, Schema
+
+    from app.engines import gliner2_tensor_decode
+    from tests.conftest import TINY_DIR
+    from tests.unit.test_tensor_decode import SCHEMAS, TEXTS
+
+    def load() -> GLiNER2:
+        return GLiNER2.from_pretrained(str(TINY_DIR)).to("cuda", getattr(torch, dtype)).eval()
+
+    library, tensor = load(), load()
+    assert gliner2_tensor_decode.install(tensor)
+    for name, schema_dict in SCHEMAS.items():
+        schema = Schema.from_dict(schema_dict)
+        for threshold in (0.0, 0.45):
+            kwargs = dict(
+                batch_size=4, threshold=threshold, include_confidence=True, include_spans=True
+            )
+            expected = library.batch_extract(TEXTS, schema, **kwargs)
+            assert tensor.batch_extract(TEXTS, schema, **kwargs) == expected, (name, threshold)
