@@ -61,7 +61,14 @@ def start_ours(history: Path, lora: bool) -> str:
         config_path = ROOT / "configs" / ".bench-no-lora.yaml"
         config_path.write_text(yaml.safe_dump(raw))
     port = free_port()
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    from bench.local_server import cluster_runtime_env
+
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env=cluster_runtime_env(),
+    )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     config = {"config": str(config_path), "storage_root": str(history)}
     serve.run(build_app(config), name="bench", route_prefix="/")

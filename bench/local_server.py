@@ -40,6 +40,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cluster_runtime_env() -> dict:
+    """The cluster's processes run as `make serve` runs them (Ray Serve's throughput setting);
+    the driver keeps Serve's default handles, since that setting makes driver-side handles
+    need a running event loop."""
+    return {"env_vars": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": os.environ.get(THROUGHPUT_ENV, "1")}}
+
+
 def wait_ready(base_url: str, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -65,15 +72,12 @@ def local_server(
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
     port = port or free_port()
-    # The cluster's processes run as `make serve` runs them; this driver keeps Serve's default
-    # handles (the throughput setting makes driver-side handles need a running event loop).
-    cluster_env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": os.environ.get(THROUGHPUT_ENV, "1")}
     ray.init(
         address="local",
         include_dashboard=False,
         num_cpus=2,
         log_to_driver=False,
-        runtime_env={"env_vars": cluster_env},
+        runtime_env=cluster_runtime_env(),
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
