@@ -42,6 +42,7 @@ import torch.nn.functional as F
 Span = tuple[str, float, int, int]  # gliner2's (text, confidence, char_start, char_end)
 
 _active = threading.local()  # the batch (and task) being decoded on this thread
+_FIELD_MARKS = ("[E]", "[C]", "[R]")  # what precedes a field name in gliner2's schema tokens
 _FLOOR_MARGIN = 1 / 64  # below any threshold once rounded to bf16/fp16 (relative error <= 2^-9)
 
 
@@ -66,6 +67,7 @@ class _Row:
 class _Task:
     shape: tuple[int, int]  # (instances, fields) of its span scores
     text_len: int
+    field_names: list[str]  # as gliner2 reads them from the task's schema tokens
     rows: list[_Row]  # instance-major
 
 
@@ -79,13 +81,25 @@ class _Batch:
     def __init__(self) -> None:
         self.samples: dict[int, _Sample] = {}  # id(start_mapping) -> its span tasks
 
-    def rows_for(self, start_mapping: Any, span_scores: torch.Tensor, text_len: int):
+    def rows_for(
+        self,
+        start_mapping: Any,
+        field_names: list[str],
+        span_scores: torch.Tensor,
+        text_len: int,
+    ) -> dict[int, _Row] | None:
+        """The resolved rows of the span task gliner2 decodes next for this sample, keyed by
+        where each row's scores sit in memory (what `_find_spans` is handed)."""
         sample = self.samples.get(id(start_mapping))
         if sample is None or sample.taken >= len(sample.tasks):
             return None
         task = sample.tasks[sample.taken]
         sample.taken += 1
-        if task.shape != tuple(span_scores.shape[:2]) or task.text_len != text_len:
+        if (
+            task.shape != tuple(span_scores.shape[:2])
+            or task.text_len != text_len
+            or task.field_names != list(field_names)
+        ):
             return None  # not the task resolved for this slot: gliner2 decodes it
         instances, fields = task.shape
         return {
@@ -136,9 +150,11 @@ def _decode_span_probabilities(self: Any, *args: Any) -> None:
     # gliner2 calls this positionally: (results, schema_name, task_type, field_names,
     # span_scores, raw_logits, pred_count, text_len, text_tokens, original_text,
     # start_mapping, ...); the same positions are passed on unchanged.
-    span_scores, text_len, start_mapping = args[4], args[7], args[10]
+    field_names, span_scores, text_len, start_mapping = args[3], args[4], args[7], args[10]
     current = getattr(_active, "batch", None)
-    _active.rows = current.rows_for(start_mapping, span_scores, text_len) if current else None
+    _active.rows = (
+        current.rows_for(start_mapping, field_names, span_scores, text_len) if current else None
+    )
     try:
         type(self)._decode_span_probabilities(self, *args)
     finally:
@@ -213,7 +229,7 @@ def resolve_batch(
             continue  # validators filter before resolution: gliner2 decodes this sample
         floor = min(_thresholds(metadata, threshold))
         tasks: list[_Task] = []
-        for logits in raw_logits[index]:
+        for task_index, logits in enumerate(raw_logits[index]):
             if logits is None:
                 continue
             instances, fields = logits.shape[:2]
@@ -221,7 +237,10 @@ def resolve_batch(
             scores = torch.sigmoid(logits)[:, :, -text_len:].reshape(
                 instances * fields, -1, logits.shape[-1]
             )
-            task = _Task((instances, fields), text_len, [_Row(floor) for _ in range(len(scores))])
+            tokens = batch.schema_tokens_list[index][task_index]
+            names = [tokens[k + 1] for k in range(len(tokens) - 1) if tokens[k] in _FIELD_MARKS]
+            rows = [_Row(floor) for _ in range(len(scores))]
+            task = _Task((instances, fields), text_len, names, rows)
             tasks.append(task)
             pending.append((index, task, scores))
         if id(starts) in resolved.samples:
