@@ -205,9 +205,9 @@ class GLiNER2Engine:
     ) -> list[dict[str, Any]]:
         # More texts than one batch: run them shortest first, so each batch pads to texts of
         # about its own length, and hand the results back in the order asked.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        if len(texts) <= batch_size:
-            order = list(range(len(texts)))
+        order = list(range(len(texts)))
+        if len(texts) > batch_size:
+            order.sort(key=lambda i: len(texts[i]))
         ran = model.batch_extract(
             [texts[i] for i in order],
             [schemas[i].schema for i in order],

@@ -226,7 +226,7 @@ def resolve_batch(
         starts, ends = batch.start_mappings[index], batch.end_mappings[index]
         text = batch.original_texts[index]
         if _has_validators(metadata) or not _decodable(text, starts, ends):
-            continue  # validators filter before resolution: gliner2 decodes this sample
+            continue  # gliner2 decodes this sample (validators filter before resolution)
         floor = min(_thresholds(metadata, threshold))
         tasks: list[_Task] = []
         for task_index, logits in enumerate(raw_logits[index]):
@@ -257,7 +257,7 @@ def _resolve_rows(batch: Any, pending: list[tuple[int, _Task, torch.Tensor]]) ->
     longest = max(scores.shape[1] for _, _, scores in pending)
     samples = sorted({index for index, _, _ in pending})
     slot = {index: n for n, index in enumerate(samples)}
-    # Per row: its sample, its floor; per sample: token -> char maps, non-space prefix counts.
+    # Per row: its sample and its floor.
     row_sample = torch.tensor(
         [slot[index] for index, _, scores in pending for _ in range(len(scores))], device=device
     )
