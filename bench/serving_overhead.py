@@ -115,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--config", type=Path, default=SERVER_CONFIG, help="server config")
     args = parser.parse_args()
     if not DEMO_DIR.exists():
         raise SystemExit("the demo encoder is not built: run `make models` first")
@@ -122,12 +123,12 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     from app.config import load_server_config
 
-    threads = load_server_config(SERVER_CONFIG).encoder.torch_threads
-    with tempfile.TemporaryDirectory() as root, local_server(Path(root), SERVER_CONFIG) as base:
+    threads = load_server_config(args.config).encoder.torch_threads
+    with tempfile.TemporaryDirectory() as root, local_server(Path(root), args.config) as base:
         http = asyncio.run(measure(base, args.seconds, args.concurrency))
     library = library_texts_per_s(args.seconds, threads)  # the server is down: no contention
     library_bf16 = library_texts_per_s(args.seconds, threads, "bfloat16")
-    print(f"\nc={args.concurrency}, {args.seconds:g} s per phase, stored, configs/server.yaml")
+    print(f"\nc={args.concurrency}, {args.seconds:g} s per phase, stored, {args.config.name}")
     for name, (per_s, failed) in http.items():
         print(f"  {name:<16} {per_s:8.1f} req/s" + (f"  ({failed} failed)" if failed else ""))
     demo_1, demo_8 = http["demo, 1 text"][0], http["demo, 8 texts"][0] * 8

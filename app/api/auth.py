@@ -92,6 +92,9 @@ class Authenticator:
         return Principal(project_id=project, key_id=key_id(key))
 
 
-def authenticate(request: Request) -> Principal:
-    """FastAPI dependency: the ingress installs its Authenticator in app.api.state."""
+async def authenticate(request: Request) -> Principal:
+    """FastAPI dependency: the ingress installs its Authenticator in app.api.state.
+
+    A coroutine although it never awaits: FastAPI runs a plain-function dependency in its
+    thread pool, a thread hop per request for a dictionary lookup."""
     return current().authenticator(request)
