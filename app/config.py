@@ -170,6 +170,14 @@ class LimitsConfig(StrictModel):
         "requests arriving meanwhile travel together in the next call. The encoder's "
         "autoscaling counts these calls as its ongoing requests.",
     )
+    encoder_overlap_texts: int = Field(
+        32,
+        ge=1,
+        description="While one grouped extraction call is in flight, a further one goes only "
+        "once this many texts wait (about an engine batch: encoder.max_batch_size); smaller "
+        "groups wait for the call in flight, so the encoder runs fuller batches. A busy "
+        "encoder still gets overlapping calls, which its autoscaling sees.",
+    )
 
 
 class HubConfig(StrictModel):

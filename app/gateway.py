@@ -201,8 +201,13 @@ class InferenceGateway:
         async def send(calls: list[ExtractionCall]) -> list[ExtractionOutcome | ApiError]:
             return await self._call(encoder.extract_many.remote(calls), "encoder deployment")
 
-        in_flight = self._limits.encoder_calls_in_flight
-        return Grouped(send, max_in_flight=in_flight, max_items=ENCODER_GROUP_MAX)
+        return Grouped(
+            send,
+            max_in_flight=self._limits.encoder_calls_in_flight,
+            max_items=ENCODER_GROUP_MAX,
+            overlap_at=self._limits.encoder_overlap_texts,
+            weight=lambda call: len(call.texts),
+        )
 
     async def _send_records(self, entries: list[tuple[dict, dict | None]]) -> list[bool]:
         """One Recorder call for the records of concurrent requests (app/grouping.py)."""

@@ -85,3 +85,32 @@ def test_groups_are_capped() -> None:
 
     asyncio.run(main())
     assert max(len(call) for call in downstream.calls) == 8
+
+
+async def settle() -> None:
+    """Let submitted tasks and the calls they start run until they wait on the downstream."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_a_further_call_overlaps_only_once_enough_weight_waits() -> None:
+    downstream = Downstream()
+
+    async def main() -> None:
+        grouped = Grouped(downstream.send, max_in_flight=2, overlap_at=6, weight=lambda i: i)
+        first = asyncio.create_task(grouped.submit(1))
+        await settle()
+        small = [asyncio.create_task(grouped.submit(2)), asyncio.create_task(grouped.submit(3))]
+        await settle()
+        assert downstream.calls == [[1]]  # 5 waiting: below overlap_at, no second call yet
+        await asyncio.gather(first, *small)
+        assert downstream.calls == [[1], [2, 3]]  # they went once the first call returned
+
+        busy = asyncio.create_task(grouped.submit(1))
+        await settle()
+        heavy = [asyncio.create_task(grouped.submit(i)) for i in (2, 4)]
+        await settle()
+        assert downstream.calls[-2:] == [[1], [2, 4]]  # 6 waiting: overlaps the call out
+        await asyncio.gather(busy, *heavy)
+
+    asyncio.run(main())
