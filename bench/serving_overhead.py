@@ -5,7 +5,9 @@ folder) on a private local Ray cluster, then, one phase after another:
 
 1. `GET /health` through the same proxy and ingress, c clients: the graph's floor (req/s).
 2. `POST /inference` with the tiny test encoder, one text per request, stored: req/s, and its
-   ratio to /health (the model's share is ~1 ms: the rest is the graph).
+   ratio to /health (the model's share is ~1 ms: the rest is the graph); and the same body
+   through Ray Serve's floor for this graph (`bench/serve_floor.py`: the same hops, each a
+   no-op), the best that ratio could be on this machine.
 3. The demo encoder over HTTP, one text and then 8 texts per request, c clients: texts/s.
 4. gliner2's `batch_extract` in this process on the same checkpoint and texts at batch 16,
    with the torch threads the server's encoder gets: texts/s, and the HTTP/library ratios;
@@ -97,6 +99,11 @@ def library_texts_per_s(seconds: float, threads: int | None, dtype: str = "float
 
 
 async def measure(base: str, seconds: float, clients: int) -> dict[str, tuple[float, int]]:
+    from ray import serve
+
+    from bench.serve_floor import ROUTE, floor_app
+
+    await asyncio.to_thread(serve.run, floor_app(), name="floor", route_prefix=ROUTE)
     for model_id in (TINY, DEMO):  # load both before timing
         warm = await asyncio.to_thread(
             httpx.post, f"{base}/inference", json=extraction(model_id, 1)(0), timeout=120
@@ -104,6 +111,7 @@ async def measure(base: str, seconds: float, clients: int) -> dict[str, tuple[fl
         warm.raise_for_status()
     runs = {
         "health": (f"{base}/health", lambda n: None),
+        "no-op floor": (f"{base}{ROUTE}/", extraction(TINY, 1)),
         "tiny, 1 text": (f"{base}/inference", extraction(TINY, 1)),
         "demo, 1 text": (f"{base}/inference", extraction(DEMO, 1)),
         "demo, 8 texts": (f"{base}/inference", extraction(DEMO, 8)),
@@ -133,9 +141,12 @@ def main() -> None:
         print(f"  {name:<16} {per_s:8.1f} req/s" + (f"  ({failed} failed)" if failed else ""))
     demo_1, demo_8 = http["demo, 1 text"][0], http["demo, 8 texts"][0] * 8
     graph = http["tiny, 1 text"][0] / http["health"][0]
+    floor = http["no-op floor"][0] / http["health"][0]
     print(f"  library, b=16    {library:8.1f} texts/s  (torch threads: {threads or 'default'})")
     print(f"  library bf16     {library_bf16:8.1f} texts/s  (what dtype: auto may pick on CPU)")
     print(f"/inference (tiny) / /health:           {graph:.2f}")
+    print(f"no-op floor / /health:                 {floor:.2f}  (the best the line above can be)")
+    print(f"/inference (tiny) / no-op floor:       {graph / floor:.2f}")
     print(f"demo over HTTP, 1 text / library b=16:  {demo_1 / library:.2f}")
     print(f"demo over HTTP, 8 texts / library b=16: {demo_8 / library:.2f}")
 
