@@ -65,7 +65,7 @@ class VLLMEngine:
         self._no_op_adapter = no_op_adapter_dir if self.lora_enabled else None
         self._adapter_ids: dict[str, int] = {}
         # Base requests skip the no-op adapter until this engine sees its first adapter
-        # request (see _lora_request): until a slot is loaded there is nothing to leak.
+        # request (see _runs_plain): until a slot is loaded there is nothing to leak.
         self._adapters_in_use = False
         self._plain_running = 0
         self._plain_idle = asyncio.Event()
