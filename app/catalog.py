@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 ModelKind = Literal["encoder", "decoder"]
+# Where a model stands in its life: generally available, early access, or on its way out.
+Lifecycle = Literal["ga", "preview", "deprecated"]
 # Engines a kind may run on; the builder checks every model has a backend deployed.
 ENGINES_BY_KIND: dict[str, set[str]] = {"encoder": {"gliner2"}, "decoder": {"vllm"}}
 
@@ -41,10 +43,52 @@ class CatalogModel(_Strict):
     aliases: list[str] = Field(default_factory=list, description="Other ids that resolve here.")
     demo: bool = Field(False, description="Built offline by `python -m app.models build`.")
     supports_training: bool = Field(False, description="Can be a fine-tuning base.")
-    context_length: int | None = Field(None, ge=1, description="Max tokens of input.")
+    supports_on_demand_inference: bool | None = Field(
+        None,
+        description="Its fine-tunes can be served on a dedicated deployment (on-demand). "
+        "Default: what supports_training says (on-demand serves the fine-tuned model).",
+    )
+    # `context_length` is the older key of this file; both read the same field.
+    context_window: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=AliasChoices("context_window", "context_length"),
+        description="Max tokens of input (context length).",
+    )
     input_price_per_million: float = Field(0.0, ge=0, description="USD per 1M input tokens.")
     output_price_per_million: float = Field(0.0, ge=0, description="USD per 1M output tokens.")
+    cache_read_price_per_million: float | None = Field(
+        None,
+        ge=0,
+        description="USD per 1M cached input tokens read. Default: the input price (models.mdx: "
+        "a model without an explicit cache discount bills cached input at the input rate).",
+    )
+    cache_write_price_per_million: float | None = Field(
+        None,
+        ge=0,
+        description="USD per 1M input tokens written to the cache. Default: the input price "
+        "(models.mdx: without a separate cache-write line item, writes bill at the input rate).",
+    )
+    lifecycle: Lifecycle = Field("ga", description="ga, preview or deprecated.")
     created_at: str = Field("2026-01-01T00:00:00Z", description="ISO date shown in listings.")
+
+    @property
+    def cache_read_price(self) -> float:
+        if self.cache_read_price_per_million is None:
+            return self.input_price_per_million
+        return self.cache_read_price_per_million
+
+    @property
+    def cache_write_price(self) -> float:
+        if self.cache_write_price_per_million is None:
+            return self.input_price_per_million
+        return self.cache_write_price_per_million
+
+    @property
+    def on_demand(self) -> bool:
+        if self.supports_on_demand_inference is None:
+            return self.supports_training
+        return self.supports_on_demand_inference
 
     @model_validator(mode="after")
     def _engine_fits_kind(self) -> CatalogModel:

@@ -48,7 +48,7 @@ def make_rows(count: int, start: datetime, seed: int = 0) -> list[dict]:
                 "model_id": rng.choice(MODELS),
                 "model_name": "bench",
                 "task": rng.choice(TASKS),
-                "input": json.dumps({"text": f"text number {i}", "schema": {"entities": ["a"]}}),
+                "input": f"text number {i}",  # the contract's string; the schema is metadata
                 "output": json.dumps({"entities": {"a": [f"t{i}"]}}),
                 "latency_ms": rng.randint(5, 500),
                 "tokens": 12,
@@ -64,7 +64,7 @@ def make_rows(count: int, start: datetime, seed: int = 0) -> list[dict]:
                 "training_job_id": None,
                 "provider": "self-hosted",
                 "base_model": "org/base",
-                "metadata": "{}",
+                "metadata": json.dumps({"input_kind": "text", "schema": {"entities": ["a"]}}),
             }
         )
     return rows

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app.api.auth import Principal, authenticate
 from app.api.state import current
+from app.catalog import Lifecycle
 from app.protocol import ApiError, ApiException
 
 router = APIRouter()
@@ -20,13 +21,19 @@ async def base_models(
     task_type: Literal["encoder", "decoder"] | None = Query(None),
     supports_inference: bool | None = Query(None),
     supports_training: bool | None = Query(None),
+    supports_on_demand_inference: bool | None = Query(None),
+    lifecycle: Lifecycle | None = Query(None),
     _: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
+    """Each entry: id, display_name, task_type, context_window, the four per-1M prices,
+    supports_training / supports_inference / supports_on_demand_inference, lifecycle."""
     cards = await current().gateway.list_models(include_jobs=False)
     wanted = {
         "task_type": task_type,
         "supports_inference": supports_inference,
         "supports_training": supports_training,
+        "supports_on_demand_inference": supports_on_demand_inference,
+        "lifecycle": lifecycle,
     }
     models = [
         card
@@ -36,10 +43,15 @@ async def base_models(
     return {"models": models}
 
 
+# The catalog's lifecycle in Anthropic's words (its ModelInfo.lifecycle): a preview model is
+# callable and open to new users, which Anthropic calls active.
+ANTHROPIC_LIFECYCLE = {"ga": "active", "preview": "active", "deprecated": "deprecated"}
+
+
 def _model_object(card: dict[str, Any]) -> dict[str, Any]:
     """One entry readable by both the OpenAI and the Anthropic SDK's model listing."""
     created = datetime.fromisoformat(card["created_at"].replace("Z", "+00:00"))
-    return {
+    entry = {
         "id": card["id"],
         "object": "model",
         "created": int(created.timestamp()),
@@ -47,11 +59,15 @@ def _model_object(card: dict[str, Any]) -> dict[str, Any]:
         "type": "model",
         "display_name": card["display_name"],
         "created_at": card["created_at"],
+        "lifecycle": ANTHROPIC_LIFECYCLE.get(card.get("lifecycle", "ga"), "active"),
         "task_type": card["task_type"],
         "status": card["status"],
         "ready": card["status"] == "loaded",
         "supports_inference": card["supports_inference"],
     }
+    if "context_window" in card:
+        entry["max_input_tokens"] = card["context_window"]
+    return entry
 
 
 @router.get("/v1/models", tags=["openai-compat"], summary="List models")
@@ -70,13 +86,10 @@ async def list_models(
         data = data[: ids.index(before_id)]
     has_more = limit is not None and len(data) > limit
     data = data[:limit] if limit is not None else data
-    return {
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
+    listing: dict[str, Any] = {"object": "list", "data": data, "has_more": has_more}
+    if data:  # ModelListResponse types the cursors as strings: an empty page has none
+        listing |= {"first_id": data[0]["id"], "last_id": data[-1]["id"]}
+    return listing
 
 
 @router.get("/v1/models/{model_id:path}", tags=["openai-compat"], summary="Retrieve a model")

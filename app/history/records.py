@@ -1,7 +1,10 @@
 """Row shapes of the three datasets, and how an inference becomes rows. No I/O here.
 
-JSON-valued fields (input, output, metadata, corrected_output) are stored as JSON text so the
-Parquet schema stays fixed; DuckDB's json functions read them in ad-hoc SQL.
+JSON-valued fields (output, metadata, corrected_output) are stored as JSON text so the
+Parquet schema stays fixed; DuckDB's json functions read them in ad-hoc SQL. `input` is stored
+as the contract's string (InferenceRecord.input): the text itself for one text, JSON text for a
+batch or a conversation; `metadata.input_kind` says which. Rows written before that (input as
+a JSON object of text, schema and options) are converted when read (`record_to_wire`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from app.protocol import LONE_SURROGATE, ApiError, InferenceRequest, ResolvedModel
+from app.protocol import (
+    LONE_SURROGATE,
+    ApiError,
+    InferenceRequest,
+    ResolvedModel,
+    SamplingOptions,
+)
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -84,7 +93,7 @@ FEEDBACK = pa.schema(
 UNRECORDED = "unrecorded"
 
 SCHEMAS = {"inferences": INFERENCES, "billing": BILLING, "feedback": FEEDBACK}
-JSON_FIELDS = {"input", "output", "metadata", "corrected_output", "human_corrected_output"}
+JSON_FIELDS = {"output", "metadata", "corrected_output", "human_corrected_output"}
 
 # Schema sections -> task names (docs: extract_entities, classify_text, extract_json, ...).
 # A combined schema joins them with "+" in this order, e.g. "extract_entities+classify_text".
@@ -95,12 +104,51 @@ TASK_BY_SECTION = {
     "relations": "extract_relations",
 }
 
+# Names the `task` filter accepts -> the task name records carry. history.mdx documents
+# `ner`, `classification`, `generate`; the OpenAPI `extract_entities`, `classify_text`,
+# `extract_json`, `generate`; the schema's own section names are accepted too. A name not
+# listed here is matched as it is (so an unknown name simply matches nothing).
+TASK_ALIASES = {
+    **{task: task for task in TASK_BY_SECTION.values()},
+    **{section: task for section, task in TASK_BY_SECTION.items()},
+    "generate": "generate",
+    "generation": "generate",
+    "ner": "extract_entities",
+    "entity": "extract_entities",
+    "classification": "classify_text",
+    "classify": "classify_text",
+    "json": "extract_json",
+    "structure": "extract_json",
+    "relation": "extract_relations",
+    "relation_extraction": "extract_relations",
+}
+
+# The contract's enums: a record shows no other value in these fields.
+SOURCES = ("api", "ui")
+ERROR_TYPE_VALUES = (
+    "validation",
+    "timeout",
+    "model_not_ready",
+    "model_not_found",
+    "model_not_supported",
+    "capacity_exhausted",
+    "internal",
+)
+# Wire fields the contract types loosely ({}), where null is a value worth showing: a failed
+# inference has no output. Every other field is left out when it holds nothing, because a
+# "string" or "integer" property does not accept null.
+NULLABLE_WIRE_FIELDS = {"output"}
+
 # ApiError codes -> the contract's InferenceRecord.error_type
 ERROR_TYPES = {
     "invalid_request": "validation",
     "model_not_found": "model_not_found",
     "model_unavailable": "model_not_ready",
+    "model_warming": "model_not_ready",
+    "starting": "model_not_ready",
     "backend_unavailable": "capacity_exhausted",
+    "overloaded": "capacity_exhausted",
+    "timeout": "timeout",
     "not_implemented": "model_not_supported",
     "context_length_exceeded": "validation",
     "client_disconnected": "timeout",
@@ -118,6 +166,12 @@ def without_lone_surrogates(row: dict[str, Any]) -> dict[str, Any]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def task_filter_parts(value: str) -> list[str]:
+    """The task names a `task` filter value asks for: `ner` -> [extract_entities]; a combined
+    value (`ner+classification`) -> each part, in the order given."""
+    return [TASK_ALIASES.get(part.strip().lower(), part.strip()) for part in value.split("+")]
 
 
 def task_name(request: InferenceRequest) -> str:
@@ -140,21 +194,36 @@ def cost_usd(model: ResolvedModel | None, input_tokens: int, output_tokens: int)
     ) / 1_000_000
 
 
-def request_input(request: InferenceRequest) -> dict[str, Any]:
-    """What ran: the texts and schema, or the messages / prompt and the sampling settings."""
+def _sampling(request: InferenceRequest) -> dict[str, Any]:
+    """The sampling settings that differ from the defaults (0.0 is a setting, not a default)."""
+    defaults = asdict(SamplingOptions())
+    return {k: v for k, v in asdict(request.sampling).items() if v != defaults.get(k)}
+
+
+def request_input(request: InferenceRequest) -> tuple[str, dict[str, Any]]:
+    """What ran, as the contract's `input` string plus what belongs in `metadata`.
+
+    `input` is the text itself for one text; JSON text for a batch (a list of strings) or a
+    conversation (the messages, `[{role, content}, ...]`); a completion prompt is one string,
+    so it is the prompt itself. The schema and the options (or the sampling settings) go to
+    metadata, with `input_kind` (text | texts | messages | prompt) saying how to read input.
+    """
     if request.task == "generate":
-        sampling = {k: v for k, v in asdict(request.sampling).items() if v not in (None, (), False)}
-        body = {"messages": request.messages} if request.messages is not None else {}
-        if request.prompt is not None:
-            body["prompt"] = request.prompt
-        return {**body, "sampling": sampling}
-    return {
-        "text": request.texts if request.batched else request.texts[0],
+        details: dict[str, Any] = {"sampling": _sampling(request)}
+        if request.messages is not None:
+            if request.prompt is not None:
+                details["prompt"] = request.prompt
+            return _dumps(request.messages) or "[]", {"input_kind": "messages", **details}
+        return request.prompt or "", {"input_kind": "prompt", **details}
+    options = {
         "schema": request.schema,
         "threshold": request.options.threshold,
         "include_confidence": request.options.include_confidence,
         "include_spans": request.options.include_spans,
     }
+    if request.batched:
+        return _dumps(request.texts) or "[]", {"input_kind": "texts", **options}
+    return (request.texts[0] if request.texts else ""), {"input_kind": "text", **options}
 
 
 def inference_row(
@@ -169,6 +238,7 @@ def inference_row(
     latency_ms: float = 0.0,
 ) -> dict[str, Any]:
     """The history row. Only called when `store` is true: it holds the payload."""
+    text, details = request_input(request)
     return {
         "id": request.inference_id,
         "user_id": request.api_key_id or "anonymous",
@@ -176,7 +246,7 @@ def inference_row(
         "model_id": request.model_id,
         "model_name": model.display_name if model else None,
         "task": task_name(request),
-        "input": _dumps(request_input(request)),
+        "input": text,
         "output": _dumps(output),
         "latency_ms": round(latency_ms),
         "tokens": input_tokens + output_tokens,
@@ -199,6 +269,8 @@ def inference_row(
                 "texts": len(request.texts),
                 "stream": request.stream,
                 "model_used": model.model_key if model else None,
+                "format": request.source,
+                **details,
             }
         ),
     }
@@ -253,7 +325,14 @@ def feedback_row(
 
 
 def to_wire(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row as the API returns it: JSON fields parsed, times as ISO 8601 UTC."""
+    """A stored row as the API returns it: JSON fields parsed, times as ISO 8601 UTC. An
+    inference row (it has `input`) is shaped as the contract's InferenceRecord."""
+    if "input" in row:
+        return record_to_wire(row)
+    return _parsed(row)
+
+
+def _parsed(row: dict[str, Any]) -> dict[str, Any]:
     wire = {}
     for key, value in row.items():
         if key in JSON_FIELDS and isinstance(value, str):
@@ -262,3 +341,68 @@ def to_wire(row: dict[str, Any]) -> dict[str, Any]:
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         wire[key] = value
     return wire
+
+
+def record_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """An inference row (feedback columns joined or not) as an InferenceRecord: `input` a
+    string, `metadata` an object, enums within the contract's values, and no null where the
+    contract types a field (those fields are left out instead)."""
+    wire = _parsed(row)
+    metadata = wire.get("metadata")
+    metadata = dict(metadata) if isinstance(metadata, dict) else {}
+    if "input_kind" not in metadata:  # written before input was the contract's string
+        text, details = legacy_input(wire.get("input"))
+        wire["input"] = text
+        metadata = {**details, **metadata}
+    if wire.get("format") is not None:
+        metadata.setdefault("format", wire["format"])
+    if wire.get("source") not in SOURCES:
+        # Every recorded inference came in through the API; a door name belongs in `format`.
+        if wire.get("source") is not None:
+            metadata.setdefault("format", wire["source"])
+        wire["source"] = "api"
+    if wire.get("error_type") is not None and wire["error_type"] not in ERROR_TYPE_VALUES:
+        metadata.setdefault("error_code", wire["error_type"])
+        wire["error_type"] = "internal"
+    if wire.get("latency_ms") is not None:
+        wire["latency_ms"] = round(wire["latency_ms"])
+    wire["input"] = wire.get("input") or ""
+    wire["metadata"] = metadata
+    return {
+        key: value
+        for key, value in wire.items()
+        if value is not None or key in NULLABLE_WIRE_FIELDS
+    }
+
+
+def legacy_input(stored: Any) -> tuple[str, dict[str, Any]]:
+    """An `input` stored as a JSON object (`{text, schema, threshold, include_*}` or
+    `{messages | prompt, sampling}`) as the contract's string plus its metadata part."""
+    if not isinstance(stored, str):
+        return ("" if stored is None else _dumps(stored) or ""), {}
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return stored, {}  # plain text already
+    if isinstance(value, str):
+        return value, {}
+    if not isinstance(value, dict):
+        return stored, {}
+    if "text" in value:
+        details = {
+            key: value[key]
+            for key in ("schema", "threshold", "include_confidence", "include_spans")
+            if key in value
+        }
+        text = value["text"]
+        if isinstance(text, list):
+            return _dumps(text) or "[]", {"input_kind": "texts", **details}
+        return str(text), {"input_kind": "text", **details}
+    if "messages" in value or "prompt" in value:
+        details = {"sampling": value.get("sampling") or {}}
+        if value.get("messages") is not None:
+            if value.get("prompt") is not None:
+                details["prompt"] = value["prompt"]
+            return _dumps(value["messages"]) or "[]", {"input_kind": "messages", **details}
+        return str(value["prompt"]), {"input_kind": "prompt", **details}
+    return stored, {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.history.dataset import Dataset, Snapshot, _connection
-from app.history.records import SCHEMAS
+from app.history.records import SCHEMAS, task_filter_parts
 from app.history.storage import Storage
 
 
@@ -39,9 +39,17 @@ class InferenceFilters:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        if self.task is not None:  # a combined task matches each of its parts
-            clauses.append("(task = ? OR list_contains(string_split(task, '+'), ?))")
-            params += [self.task, self.task]
+        if self.task is not None:
+            # Documented names (ner, classification, ...) become the recorded task names. One
+            # name matches a record with that task among its parts; a combined value
+            # (`ner+classification`) matches records with exactly those parts, in any order.
+            parts = task_filter_parts(self.task)
+            if len(parts) == 1:
+                clauses.append("(task = ? OR list_contains(string_split(task, '+'), ?))")
+                params += [parts[0], parts[0]]
+            else:
+                clauses.append("list_sort(list_distinct(string_split(task, '+'))) = ?")
+                params.append(sorted(set(parts)))
         for column, op, value in (
             ("created_at", ">=", self.since),
             ("created_at", "<=", self.until),

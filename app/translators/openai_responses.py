@@ -48,7 +48,9 @@ def to_internal(
     messages: list[dict[str, str]] = []
     if previous is not None:
         # Instructions are not carried over from a previous response (as OpenAI does).
-        earlier = previous["input"].get("messages") or []
+        # History keeps a conversation's turns as JSON text (InferenceRecord.input).
+        kept_as = (previous.get("metadata") or {}).get("input_kind")
+        earlier = json.loads(previous["input"]) if kept_as == "messages" else []
         messages = [m for m in earlier if m["role"] != "system"]
         messages.append(
             {"role": "assistant", "content": (previous["output"] or {}).get("text", "")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import httpx
 import pytest
@@ -39,7 +41,7 @@ def test_messages_create(claude: anthropic.Anthropic, client: httpx.Client) -> N
     inference_id = message.model_extra["x_pioneer"]["inference_id"]
     record = client.get(f"/inferences/{inference_id}").json()
     assert record["format"] == "anthropic.messages"
-    assert [m["role"] for m in record["input"]["messages"]] == [
+    assert [m["role"] for m in json.loads(record["input"])] == [
         "system",
         "user",
         "assistant",

@@ -38,7 +38,7 @@ def test_a_record_is_readable_as_soon_as_the_post_returns(client: httpx.Client) 
     assert record["model_id"] == TINY_ID and record["base_model"] == TINY_ID
     assert record["task"] == "extract_entities" and record["format"] == "native"
     assert record["status"] == "success" and record["source"] == "api"
-    assert record["input"]["text"] == TEXT and record["input"]["schema"] == SCHEMA
+    assert record["input"] == TEXT and record["metadata"]["schema"] == SCHEMA
     assert record["output"] == body["result"]
     assert record["input_tokens"] == body["token_usage"] == record["tokens"]
     assert record["project_id"] == "project-alpha" and record["user_id"].startswith("key_")
