@@ -18,6 +18,7 @@ from app.config import ServerConfig, load_server_config, with_storage_root
 from deployments.decoder import DecoderDeployment
 from deployments.encoder import EncoderDeployment
 from deployments.ingress import Ingress
+from deployments.limiter import Limiter
 from deployments.recorder import Recorder
 from deployments.resolver import ModelResolver
 
@@ -54,6 +55,9 @@ def validate_graph(config: ServerConfig) -> None:
     for model_id in config.encoder.preload:
         if catalog.find(model_id) is None and jobs.find(model_id) is None:
             raise ValueError(f"encoder.preload names {model_id!r}, which is not in the catalog")
+    named = config.gliner2_api.model_id  # the default may be absent: /gliner-2 then says 404
+    if named and catalog.find(named) is None and jobs.find(named) is None:
+        raise ValueError(f"gliner2_api.model_id names {named!r}, which is not in the catalog")
 
 
 def deployment_name(model_id: str) -> str:
@@ -82,7 +86,7 @@ def build_graph(config: ServerConfig) -> Application:
         decoders[model.id] = (
             serve.deployment(DecoderDeployment)
             .options(name=deployment_name(model.id), **config.decoder.deployment.serve_options())
-            .bind(config.decoder, weights)
+            .bind(config.decoder, weights, resolver)
         )
     encoder = (
         serve.deployment(EncoderDeployment)
@@ -94,10 +98,25 @@ def build_graph(config: ServerConfig) -> Application:
         .options(name="Recorder", **config.history.deployment.serve_options())
         .bind(config.history)
     )
+    limiter = (
+        serve.deployment(Limiter)
+        .options(name="Limiter", **config.quotas.deployment.serve_options())
+        .bind(config.quotas, recorder)
+    )
     return (
         serve.deployment(Ingress)
         .options(name="Ingress", **config.ingress.serve_options())
-        .bind(resolver, encoder, decoders, recorder, config.auth, config.limits)
+        .bind(
+            resolver,
+            encoder,
+            decoders,
+            recorder,
+            limiter,
+            config.auth,
+            config.limits,
+            config.quotas,
+            config.gliner2_model(),
+        )
     )
 
 

@@ -13,6 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# The offline demo encoder `make models` builds (configs/catalog.yaml).
+DEMO_ENCODER = "pioneer-demo/gliner2-minilm-demo"
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -181,6 +184,78 @@ class LimitsConfig(StrictModel):
     )
 
 
+class RateLimit(StrictModel):
+    requests: int = Field(ge=1, description="Requests allowed in any window of window_s.")
+    window_s: float = Field(60.0, gt=0, description="The sliding window, in seconds.")
+
+
+def _per_minute(*limits: tuple[int, float]) -> Any:
+    return Field(
+        default_factory=lambda: [RateLimit(requests=n, window_s=w) for n, w in limits],
+        description="Limits for this endpoint group; all of them apply.",
+    )
+
+
+class RateLimitsConfig(StrictModel):
+    """Request-rate limits per endpoint group; defaults are rate-limits.mdx's table. Inference
+    groups count per team (the key's project), else per key, else per client IP; `other`
+    (history, catalog) counts per client IP. Health and docs are not limited."""
+
+    enabled: bool = Field(True, description="Off: no request-rate limits at all.")
+    inference: list[RateLimit] = _per_minute((5000, 60))
+    compatible: list[RateLimit] = _per_minute((5000, 60))  # /v1 chat, completions, messages
+    gliner2: list[RateLimit] = _per_minute((15000, 60))
+    other: list[RateLimit] = _per_minute((20000, 60), (1_000_000, 3600))
+
+
+RATE_GROUPS = ("inference", "compatible", "gliner2", "other")
+
+
+class CreditBudget(StrictModel):
+    """A project's spend allowance, priced from its billing events (catalog prices)."""
+
+    included_usd: float = Field(
+        ge=0, description="Credits the project may spend (1 credit = $0.01)."
+    )
+    overage_usd: float = Field(
+        0.0, ge=0, description="Further spend allowed past them (0: none; then 402 at once)."
+    )
+    renews: Literal["monthly", "never"] = Field(
+        "monthly", description="monthly: spend counts from the 1st of the month (UTC)."
+    )
+    resolution_url: str = Field(
+        "https://agent.pioneer.ai/credits", description="Sent with a denial: where to fix it."
+    )
+
+
+class QuotasConfig(StrictModel):
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    credit_budgets: dict[str, CreditBudget] = Field(
+        default_factory=dict, description="Project id -> credit budget."
+    )
+    default_credit_budget: CreditBudget | None = Field(
+        None, description="Budget of projects not listed; none: unlimited."
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_replicas=1, num_cpus=0.05),
+        description="The Limiter: one replica, so every ingress shares one count.",
+    )
+
+    @model_validator(mode="after")
+    def _one_replica(self) -> QuotasConfig:
+        if self.deployment.num_replicas != 1 or self.deployment.autoscaling is not None:
+            raise ValueError("quotas.deployment must be one replica: it is where limits count")
+        return self
+
+
+class Gliner2ApiConfig(StrictModel):
+    model_id: str | None = Field(
+        None,
+        description="The model POST /gliner-2 runs (the gliner2 SDK sends none). Default: "
+        "fastino/gliner2-base-v1 when hub downloads are allowed, else the offline demo.",
+    )
+
+
 class HubConfig(StrictModel):
     allow_downloads: bool = Field(
         False,
@@ -240,6 +315,17 @@ class ServerConfig(StrictModel):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig, description="API keys.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Request limits.")
+    quotas: QuotasConfig = Field(
+        default_factory=QuotasConfig, description="Rate limits and credit budgets."
+    )
+    gliner2_api: Gliner2ApiConfig = Field(
+        default_factory=Gliner2ApiConfig, description="The gliner2 SDK's door, /gliner-2."
+    )
+
+    def gliner2_model(self) -> str:
+        if self.gliner2_api.model_id:
+            return self.gliner2_api.model_id
+        return "fastino/gliner2-base-v1" if self.hub.allow_downloads else DEMO_ENCODER
 
 
 def _absolute(path: Path | str | None, base: Path) -> Path | None:

@@ -13,9 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.admission import Admissions
 from app.config import LimitsConfig
 from app.generation import DISCONNECTED, GenerationTally
 from app.grouping import Grouped
+from app.handle_calls import WARMING_KNOWN, assigned, backend_down
 from app.history import records
 from app.model_cache import ResolvedCache
 from app.protocol import (
@@ -33,17 +35,6 @@ from app.protocol import (
 
 logger = logging.getLogger("ray.serve")
 ENCODER_GROUP_MAX = 32  # requests per call
-
-
-def _backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -> ApiException:
-    from ray.serve.exceptions import BackPressureError
-
-    logger.error("%s call failed: %s", what, type(exc).__name__)
-    if isinstance(exc, BackPressureError):  # a full queue: busy replicas, or none (restarting)
-        message = f"The {what} has no free capacity (busy, or restarting); retry with backoff."
-        return ApiException(ApiError(503, "overloaded", message, retry_after_s=retry_after_s))
-    message = f"The {what} is unavailable right now; retry shortly."
-    return ApiException(ApiError(503, "backend_unavailable", message, retry_after_s=retry_after_s))
 
 
 _pending: set[asyncio.Future] = set()  # records finishing after their client went away
@@ -76,30 +67,6 @@ async def _flatten(batches: Any) -> AsyncIterator[GenerationEvent]:
             yield event
 
 
-async def assigned(response: Any, what: str, limits: LimitsConfig) -> None:
-    """Wait, up to the limit, for Ray Serve to hand a call to a replica.
-
-    While a deployment has no live replica (one was lost and is restarting) Serve queues its
-    calls with no limit; past ours the call is withdrawn and the caller told to come back.
-    `_fetch_future_result_async` is what `DeploymentResponse._to_object_ref` (a DeveloperAPI)
-    awaits, without needing the call to be by reference."""
-    try:
-        await asyncio.wait_for(response._fetch_future_result_async(), limits.replica_wait_s)
-    except TimeoutError:
-        response.cancel()
-        logger.warning("no %s replica took a call within %.1f s", what, limits.replica_wait_s)
-        raise ApiException(
-            ApiError(
-                503,
-                "backend_unavailable",
-                f"No {what} replica could take the request within {limits.replica_wait_s:g} "
-                f"s (one is restarting, or all are at capacity); retry in "
-                f"{limits.retry_after_s} s.",
-                retry_after_s=limits.retry_after_s,
-            )
-        ) from None
-
-
 class InferenceGateway:
     def __init__(
         self,
@@ -108,8 +75,10 @@ class InferenceGateway:
         decoders: dict[str, Any],
         recorder: Any,
         limits: LimitsConfig | None = None,
+        admissions: Admissions | None = None,
     ) -> None:
         self._resolver = resolver
+        self._admissions = admissions
         self._encoder = encoder
         self._decoders = decoders
         self._recorder = recorder
@@ -124,12 +93,23 @@ class InferenceGateway:
         """A unary handle call: a bounded wait for a replica, then its answer. A lost or
         overloaded deployment is a 503 (ApiException); ApiErrors it returns pass through."""
         try:
-            await assigned(response, what, self._limits)
+            await assigned(response, what, self._limits, self._warming)
             return await response
         except ApiException:
             raise
         except Exception as exc:
-            raise _backend_down(what, exc, self._limits.retry_after_s) from exc
+            raise backend_down(what, exc, self._limits.retry_after_s) from exc
+
+    async def _warming(self, what: str) -> bool:
+        """Whether `what` has never had a replica up, by the resolver, which its replicas
+        report to. Unknown (no answer) counts as not warming: the plain 503 stands."""
+        if what not in WARMING_KNOWN:
+            return False
+        try:
+            started = await asyncio.wait_for(self._resolver.started.remote(what), 1.0)
+        except Exception:
+            return False
+        return not started
 
     async def resolve(self, model_id: str) -> ResolvedModel:
         """From this replica's cache of the resolver's answers (app/model_cache.py)."""
@@ -143,6 +123,7 @@ class InferenceGateway:
     ) -> InferenceResult:
         """Run it, then record it; the client gets its result once the record is durable.
         `model` skips the resolver hop when the caller has resolved it already."""
+        await self._admit_spend(request)
         started = time.perf_counter()
         created_at = records.now()
         try:
@@ -190,8 +171,16 @@ class InferenceGateway:
             raise
         except ApiException as exc:  # the Recorder was lost: the rows may or may not be kept
             raise _unrecorded(request, exc.error.retry_after_s, certain=False) from exc
+        if self._admissions is not None:
+            self._admissions.charged(billing)
         if not kept:  # billed, but the history row was refused: do not pretend it was stored
             raise _unrecorded(request)
+
+    async def _admit_spend(self, request: InferenceRequest) -> None:
+        """A project whose credit budget is spent is refused (402/403) before anything runs,
+        and nothing is recorded: no inference happened."""
+        if self._admissions is not None:
+            await self._admissions.admit_spend(request.project_id)
 
     def _grouped_extractions(
         self, model: ResolvedModel
@@ -272,13 +261,14 @@ class InferenceGateway:
         """Engine events as they come. The first is GenerationStarted or an ApiException is
         raised (so a caller can still answer with a plain error); after that, errors arrive
         as ApiError events. Recorded and billed when the stream ends, however it ends."""
+        await self._admit_spend(request)
         started = time.perf_counter()
         created_at = records.now()
         handle_stream: Any = None
         try:
             model = model or await self.resolve(request.model_id)
             handle_stream = self._open_stream(request, model)
-            await assigned(handle_stream, "decoder deployment", self._limits)
+            await assigned(handle_stream, "decoder deployment", self._limits, self._warming)
             stream = _flatten(handle_stream)
             first = await anext(stream)
         except asyncio.CancelledError:  # the client left while the request queued or prefilled
@@ -294,7 +284,7 @@ class InferenceGateway:
             await self._record_failure(request, created_at, model, error, 0.0)
             raise ApiException(error, request.inference_id) from None
         except Exception as exc:  # the deployment itself failed (overloaded, died)
-            failure = _backend_down("decoder deployment", exc, self._limits.retry_after_s)
+            failure = backend_down("decoder deployment", exc, self._limits.retry_after_s)
             await self._record_failure(request, created_at, model, failure.error, 0.0)
             raise ApiException(failure.error, request.inference_id) from exc
         if isinstance(first, ApiError):
@@ -312,7 +302,7 @@ class InferenceGateway:
             except (ApiException, asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:  # a replica lost mid-stream: an error event, not a crash
-                error = _backend_down("decoder deployment", exc).error
+                error = backend_down("decoder deployment", exc).error
                 tally.add(error)
                 yield error
             ended = True
@@ -351,7 +341,7 @@ class InferenceGateway:
         try:
             return handle.generate.remote(call)
         except Exception as exc:
-            raise _backend_down("decoder deployment", exc) from exc
+            raise backend_down("decoder deployment", exc) from exc
 
     async def _record_generation(
         self,

@@ -32,7 +32,12 @@ def quoted(value: object, limit: int = 100) -> str:
 
 
 SourceFormat = Literal[
-    "native", "openai.chat", "openai.completions", "openai.responses", "anthropic.messages"
+    "native",
+    "gliner2",
+    "openai.chat",
+    "openai.completions",
+    "openai.responses",
+    "anthropic.messages",
 ]
 
 
@@ -45,6 +50,8 @@ class ApiError:
     message: str
     param: str | None = None
     retry_after_s: int | None = None  # sent as Retry-After: the client may try again then
+    scope: str | None = None  # a rate limit's scope (team, key, ip): X-RateLimit-Scope
+    resolution_url: str | None = None  # a billing denial's page to resolve it
 
     def __post_init__(self) -> None:
         # Messages quote client values; however they were built, their size stays bounded.
@@ -67,7 +74,8 @@ class ApiError:
 
     @classmethod
     def model_unavailable(cls, message: str) -> ApiError:
-        return cls(503, "model_unavailable", message, "model_id")
+        """In the catalog but not servable here (errors.mdx: 409 Conflict)."""
+        return cls(409, "model_unavailable", message, "model_id")
 
     @classmethod
     def internal(cls, message: str = "The server failed to process the request.") -> ApiError:

@@ -12,6 +12,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from app.config import DecoderConfig
 from app.protocol import ApiError, ApiException, GenerationCall, GenerationEvent
@@ -21,8 +22,11 @@ from deployments.encoder import import_object
 logger = logging.getLogger("ray.serve")
 
 
+REPORT_INTERVAL_S = 10.0  # as the encoder's: a restarted resolver hears within this
+
+
 class DecoderDeployment:
-    def __init__(self, config: DecoderConfig, model_dir: str) -> None:
+    def __init__(self, config: DecoderConfig, model_dir: str, resolver: Any = None) -> None:
         engine_cls = import_object(config.engine)
         self._engine = engine_cls(
             model_dir,
@@ -37,6 +41,17 @@ class DecoderDeployment:
             no_op_adapter_dir=config.no_op_adapter_dir,
         )
         self._cancelled: deque[str] = deque(maxlen=1000)
+        self._resolver = resolver
+        if resolver is not None:  # the engine is up: callers waiting on it are not too early
+            self._reporting = asyncio.get_running_loop().create_task(self._report_started())
+
+    async def _report_started(self) -> None:
+        while True:
+            try:
+                await self._resolver.report_started.remote("decoder deployment")
+            except Exception as exc:  # the resolver restarts: tell the next one
+                logger.debug("resolver did not take the report: %s", exc)
+            await asyncio.sleep(REPORT_INTERVAL_S)
 
     async def generate(self, call: GenerationCall) -> AsyncIterator[list[GenerationEvent]]:
         """Lists of events: whatever the engine produced since the last item was taken.

@@ -5,10 +5,11 @@ from __future__ import annotations
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from app.admission import Admissions
 from app.api.auth import Authenticator, load_keys
 from app.api.factory import create_api
 from app.api.state import ServerState, install
-from app.config import AuthConfig, LimitsConfig
+from app.config import AuthConfig, LimitsConfig, QuotasConfig
 from app.gateway import InferenceGateway
 
 api = create_api()
@@ -22,13 +23,19 @@ class Ingress:
         encoder: DeploymentHandle,
         decoders: dict[str, DeploymentHandle],
         recorder: DeploymentHandle,
+        limiter: DeploymentHandle,
         auth: AuthConfig,
         limits: LimitsConfig,
+        quotas: QuotasConfig,
+        gliner2_model: str,
     ) -> None:
+        admissions = Admissions(limiter, quotas)
         install(
             ServerState(
-                gateway=InferenceGateway(resolver, encoder, decoders, recorder, limits),
+                gateway=InferenceGateway(resolver, encoder, decoders, recorder, limits, admissions),
                 authenticator=Authenticator(load_keys(auth)),
                 limits=limits,
+                admissions=admissions,
+                gliner2_model=gliner2_model,
             )
         )

@@ -36,6 +36,7 @@ class ModelResolver:
         self._preload = list(preload)
         self._loaded: dict[str, tuple[float, set[str]]] = {}
         self._deployed_decoders = set(deployed_decoders or [])
+        self._started: set[str] = set()
 
     def _refresh_jobs(self) -> None:
         """Re-read the job registry when the file changes: new jobs need no restart."""
@@ -118,11 +119,27 @@ class ModelResolver:
 
     async def report_loaded(self, replica_id: str, model_keys: list[str]) -> None:
         self._loaded[replica_id] = (time.monotonic(), set(model_keys))
+        self._started.add("encoder deployment")
+
+    async def report_started(self, what: str) -> None:
+        """A replica of `what` (e.g. "decoder deployment") is up and serving."""
+        self._started.add(what)
+
+    async def started(self, what: str) -> bool:
+        """Whether any replica of `what` has reported since this resolver started: one that
+        never has is still cold-starting (a caller waiting on it gets 425, not 503)."""
+        return what in self._started
 
     def _card(self, entry: CatalogModel | JobEntry, resolved: ResolvedModel) -> dict[str, Any]:
+        """One catalog entry with the fields models.mdx documents. `supports_inference` and
+        `supports_on_demand_inference` say what this server can serve now (errors.mdx sends a
+        client here when a model exists but cannot be served); the rest is the catalog's."""
         status, message = self._availability(resolved)
         if status == "available" and resolved.model_key in self._loaded_keys():
             status = "loaded"
+        servable = status in ("available", "loaded")
+        base = entry if isinstance(entry, CatalogModel) else self._catalog.find(entry.base_model)
+        assert base is not None  # load_jobs checked it
         card: dict[str, Any] = {
             "id": resolved.requested_id,
             "display_name": resolved.display_name,
@@ -131,20 +148,32 @@ class ModelResolver:
             "created_at": entry.created_at,
             "status": status,
             "status_message": message,
-            "supports_inference": status in ("available", "loaded"),
+            "lifecycle": base.lifecycle,
+            # models.mdx says "context length"; the issue's name is context_window: both.
+            "context_window": base.context_window,
+            "context_length": base.context_window,
+            "input_price_per_million": base.input_price_per_million,
+            "output_price_per_million": base.output_price_per_million,
+            "cache_read_price_per_million": base.cache_read_price,
+            "cache_write_price_per_million": base.cache_write_price,
+            "supports_inference": servable,
         }
         if isinstance(entry, CatalogModel):
             card |= {
                 "aliases": entry.aliases,
                 "demo": entry.demo,
                 "supports_training": entry.supports_training,
-                "context_length": entry.context_length,
-                "input_price_per_million": entry.input_price_per_million,
-                "output_price_per_million": entry.output_price_per_million,
+                "supports_on_demand_inference": servable and entry.on_demand,
             }
-        else:
-            card |= {"base_model": resolved.model_id, "training_job_id": entry.id}
-        return card
+        else:  # a fine-tune: served on its own deployment (on-demand), not a training base
+            card |= {
+                "base_model": resolved.model_id,
+                "training_job_id": entry.id,
+                "supports_training": False,
+                "supports_on_demand_inference": servable,
+            }
+        # A field with no value is left out rather than sent as null.
+        return {key: value for key, value in card.items() if value is not None}
 
     async def list_models(self, include_jobs: bool = False) -> list[dict[str, Any]]:
         cards = []

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from app.api.auth import Principal, authenticate
+from app.api.auth import Principal, authenticate, requested_project
 from app.api.chat_shaped import (
     drain,
     explicit,
@@ -35,7 +35,7 @@ router = APIRouter(tags=["anthropic-compat"])
 async def messages(request: Request, principal: Principal = Depends(authenticate)) -> Any:
     wire = await parse(request, MessagesRequest)
     internal = anthropic_format.to_internal(
-        wire, project_id=principal.project_id, api_key_id=principal.key_id
+        wire, project_id=principal.project_for(requested_project(wire)), api_key_id=principal.key_id
     )
     model = await resolve_model(wire.model)
     if model.kind == "encoder":

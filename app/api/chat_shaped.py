@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from app.api.auth import Principal
+from app.api.auth import Principal, requested_project
 from app.api.json_body import read_json
 from app.api.native import body_validation_error
 from app.api.state import current
@@ -80,7 +80,7 @@ async def start_extraction(
         batched=batched,
         source=source,
         store=store,
-        project_id=principal.project_id or getattr(fields, "project_id", None),
+        project_id=principal.project_for(requested_project(fields)),
         api_key_id=principal.key_id,
         max_texts=state.limits.max_texts_per_request,
     )

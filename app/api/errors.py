@@ -27,9 +27,8 @@ _RENDERERS: dict[str, Callable[[ApiError], tuple[int, dict[str, Any]]]] = {
 
 
 def error_format(path: str, headers: Any) -> ErrorFormat:
-    if path.startswith(("/v1/messages", "/v1/v1/messages")) or (
-        path.startswith("/v1/") and "anthropic-version" in headers
-    ):
+    # errors.mdx: a request carrying `anthropic-version` gets Anthropic's envelope, any route.
+    if path.startswith(("/v1/messages", "/v1/v1/messages")) or "anthropic-version" in headers:
         return "anthropic"
     if path.startswith("/v1/"):
         return "openai"
@@ -40,8 +39,12 @@ def render(
     error: ApiError, fmt: ErrorFormat, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     status, body = _RENDERERS[fmt](error)
+    headers = dict(headers or {})
     if error.retry_after_s is not None:
-        headers = {**(headers or {}), "Retry-After": str(error.retry_after_s)}
+        headers["Retry-After"] = str(error.retry_after_s)
+    if error.status == 429 and error.scope is not None:  # which limit: rate-limits.mdx
+        headers["X-RateLimit-Scope"] = error.scope
+        headers["X-RateLimit-Code"] = error.code
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from app.api import anthropic_api, catalog, health, history, native, openai_api
+from app.api import anthropic_api, catalog, gliner2_api, health, history, native, openai_api
 from app.api.errors import BodySizeLimit, install_error_handlers
+from app.api.limits import rate_limited
 from app.api.state import body_limit
 
 
@@ -17,10 +18,15 @@ def create_api() -> FastAPI:
     )
     api.add_middleware(BodySizeLimit, limit=body_limit)
     install_error_handlers(api)
-    api.include_router(native.router)
-    api.include_router(openai_api.router)
-    api.include_router(anthropic_api.router)
-    api.include_router(history.router)
-    api.include_router(catalog.router)
+    # Endpoint groups of rate-limits.mdx; health and docs are not limited.
+    for router, group in (
+        (native.router, "inference"),
+        (gliner2_api.router, "gliner2"),
+        (openai_api.router, "compatible"),
+        (anthropic_api.router, "compatible"),
+        (history.router, "other"),
+        (catalog.router, "other"),
+    ):
+        api.include_router(router, dependencies=[Depends(rate_limited(group))])
     api.include_router(health.router)
     return api

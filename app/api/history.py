@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +55,12 @@ async def list_inferences(
     limit: int = Query(100, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     model_id: str | None = Query(None),
-    task: str | None = Query(None, description="e.g. extract_entities, classify_text"),
+    task: str | None = Query(
+        None,
+        description="extract_entities (or ner), classify_text (or classification), "
+        "extract_json (or json, structures), extract_relations (or relations), generate; "
+        "join with + for records of exactly those parts",
+    ),
     project_id: str | None = Query(None),
     training_job_id: str | None = Query(None),
     since: datetime | None = Query(None, description="ISO 8601; created at or after"),
@@ -63,7 +69,9 @@ async def list_inferences(
     latency_max: float | None = Query(None, ge=0),
     principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
-    if principal.project_id is not None:  # a key sees its own project, whatever it asks
+    if principal.project_id is not None:  # a key sees its own projects, whatever it asks
+        if project_id in principal.projects:  # one it may attribute inferences to
+            principal = replace(principal, project_id=project_id)
         if project_id not in (None, principal.project_id):
             return {"inferences": [], "total": 0, "limit": limit, "offset": offset}
         project_id = principal.project_id
@@ -87,7 +95,12 @@ async def list_inferences(
 async def get_inference(
     inference_id: str, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
-    row = await current().gateway.history("get_inference", inference_id, principal.project_id)
+    gateway = current().gateway
+    row = await gateway.history("get_inference", inference_id, principal.project_id)
+    for project in sorted(principal.projects) if row is None else ():  # its other projects
+        row = await gateway.history("get_inference", inference_id, project)
+        if row is not None:
+            break
     if row is None:
         raise _not_found(inference_id)
     return row

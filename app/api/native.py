@@ -68,7 +68,7 @@ async def run_inference(
         return await _generate(wire, principal)
     internal = native.to_internal(
         wire,
-        project_id=principal.project_id,
+        project_id=principal.project_for(wire.project_id),
         api_key_id=principal.key_id,
         max_texts=state.limits.max_texts_per_request,
     )
@@ -80,7 +80,7 @@ async def run_inference(
 
 async def _generate(wire: GenerateInferenceRequest, principal: Principal) -> JSONResponse:
     internal = native.generate_to_internal(
-        wire, project_id=principal.project_id, api_key_id=principal.key_id
+        wire, project_id=principal.project_for(wire.project_id), api_key_id=principal.key_id
     )
     started = time.perf_counter()
     tally = GenerationTally()

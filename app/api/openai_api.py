@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.api.auth import Principal, authenticate
+from app.api.auth import Principal, authenticate, requested_project
 from app.api.chat_shaped import (
     drain,
     explicit,
@@ -57,7 +57,7 @@ def sse_response(chunks: AsyncIterator[bytes], request: InferenceRequest) -> Str
 async def chat_completions(request: Request, principal: Principal = Depends(authenticate)) -> Any:
     wire = await parse(request, ChatCompletionRequest)
     internal = openai_format.chat_to_internal(
-        wire, project_id=principal.project_id, api_key_id=principal.key_id
+        wire, project_id=principal.project_for(requested_project(wire)), api_key_id=principal.key_id
     )
     model = await resolve_model(wire.model)
     if model.kind == "encoder":
@@ -114,7 +114,10 @@ async def completions(request: Request, principal: Principal = Depends(authentic
             )
         requests = [
             openai_format.completion_to_internal(
-                wire, prompt, project_id=principal.project_id, api_key_id=principal.key_id
+                wire,
+                prompt,
+                project_id=principal.project_for(requested_project(wire)),
+                api_key_id=principal.key_id,
             )
             for prompt in prompts
         ]
@@ -211,7 +214,10 @@ async def responses(request: Request, principal: Principal = Depends(authenticat
         )
     else:
         internal = openai_responses.to_internal(
-            wire, previous, project_id=principal.project_id, api_key_id=principal.key_id
+            wire,
+            previous,
+            project_id=principal.project_for(requested_project(wire)),
+            api_key_id=principal.key_id,
         )
         events, tally = await start_generation(internal, wire, model)
     answer = openai_responses.ResponsesAnswer(internal, wire)

@@ -18,6 +18,8 @@ class ServerState:
     gateway: Any  # app.gateway.InferenceGateway
     authenticator: Any  # app.api.auth.Authenticator
     limits: LimitsConfig
+    admissions: Any  # app.admission.Admissions
+    gliner2_model: str = "pioneer-demo/gliner2-minilm-demo"  # what POST /gliner-2 runs
 
 
 _current: ServerState | None = None

@@ -16,6 +16,7 @@ from app.wire.anthropic_wire import MessagesRequest, join_blocks
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     413: "request_too_large",

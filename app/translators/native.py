@@ -84,6 +84,18 @@ def to_response(result: InferenceResult) -> dict[str, Any]:
 
 
 def to_error(error: ApiError) -> tuple[int, dict[str, Any]]:
+    """errors.mdx, row by row: `detail`, except rate limits (`detail` + `code` + `scope`),
+    billing denials (`code`, `message`, `resolution_url`) and unhandled errors."""
+    if error.status == 429 and error.scope is not None:
+        return 429, {"detail": error.message, "code": error.code, "scope": error.scope}
+    if error.resolution_url is not None:
+        return error.status, {
+            "code": error.code,
+            "message": error.message,
+            "resolution_url": error.resolution_url,
+        }
+    if error.status == 500:
+        return 500, {"error": "Internal server error", "message": error.message}
     return error.status, {"detail": error.message}
 
 

@@ -27,6 +27,7 @@ from app.wire.openai_wire import (
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "insufficient_quota",
     403: "permission_error",
     404: "invalid_request_error",
     413: "invalid_request_error",
@@ -38,7 +39,10 @@ def to_error(error: ApiError) -> tuple[int, dict[str, Any]]:
     # OpenAI reports bad parameters as 400, never FastAPI's 422.
     status = 400 if error.status == 422 else error.status
     error_type = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    body = {"message": error.message, "type": error_type, "param": error.param, "code": error.code}
+    if error.resolution_url is not None:  # a billing denial: out of credits, or at the ceiling
+        error_type = "insufficient_quota"
+    code = "rate_limit_exceeded" if status == 429 else error.code  # OpenAI's own code
+    body = {"message": error.message, "type": error_type, "param": error.param, "code": code}
     return status, {"error": body}
 
 

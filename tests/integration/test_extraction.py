@@ -256,9 +256,10 @@ def test_unknown_model_is_404(client: httpx.Client) -> None:
     assert "no-such-model" in response.json()["detail"]
 
 
-def test_unreachable_hub_model_is_503_with_a_fix(client: httpx.Client) -> None:
+def test_unreachable_hub_model_is_409_with_a_fix(client: httpx.Client) -> None:
+    """In the catalog but not servable here: errors.mdx's 409 Conflict."""
     response = infer(client, model_id="fastino/gliner2-base-v1", text=TEXT, schema=["person"])
-    assert response.status_code == 503
+    assert response.status_code == 409
     detail = response.json()["detail"]
     assert "fastino/gliner2-base-v1" in detail and "allow_downloads" in detail
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from app.api.auth import Authenticator, key_id, load_keys
+from app.api.auth import Authenticator, KeyEntry, key_id, load_keys
 from app.api.errors import error_format
 from app.config import AuthConfig
 from app.protocol import ApiError, ApiException
@@ -78,7 +78,28 @@ def test_keys_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     keys_file.write_text("pio_sk_a: proj-a\n")
     monkeypatch.setenv("TEST_KEYS", "pio_sk_b=proj-b, pio_sk_c=proj-c")
     keys = load_keys(AuthConfig(keys_file=str(keys_file), keys_env="TEST_KEYS"))
-    assert keys == {"pio_sk_a": "proj-a", "pio_sk_b": "proj-b", "pio_sk_c": "proj-c"}
+    projects = {key: entry.project for key, entry in keys.items()}
+    assert projects == {"pio_sk_a": "proj-a", "pio_sk_b": "proj-b", "pio_sk_c": "proj-c"}
+
+
+def test_long_form_key_entries(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(
+        "pio_sk_a:\n  project: proj-a\n  projects: [shared]\n  gliner2_model: m\n"
+        "  rate_limits: {inference: [{requests: 3, window_s: 2}]}\n"
+    )
+    entry = load_keys(AuthConfig(keys_file=str(keys_file), keys_env=None))["pio_sk_a"]
+    principal = Authenticator({"pio_sk_a": entry})(_request({"X-API-Key": "pio_sk_a"}))
+    assert principal.gliner2_model == "m" and principal.rate_limits["inference"][0].requests == 3
+    assert principal.project_for(None) == "proj-a"
+    assert principal.project_for("shared") == "shared"
+    with pytest.raises(ApiException) as caught:
+        principal.project_for("someone-else")
+    assert caught.value.error.status == 403
+    keys_file.write_text("pio_sk_a: {project: p, colour: red}\n")
+    with pytest.raises(ValueError, match="colour") as refused:
+        load_keys(AuthConfig(keys_file=str(keys_file), keys_env=None))
+    assert "pio_sk_a" not in str(refused.value)  # the key itself stays out of logs
 
 
 def test_malformed_env_keys_fail_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +109,7 @@ def test_malformed_env_keys_fail_loudly(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_authenticator_with_keys() -> None:
-    auth = Authenticator({"pio_sk_a": "proj-a"})
+    auth = Authenticator({"pio_sk_a": KeyEntry(project="proj-a")})
     principal = auth(_request({"Authorization": "Bearer pio_sk_a"}))
     assert principal.project_id == "proj-a" and principal.key_id == key_id("pio_sk_a")
     assert "pio_sk_a" not in principal.key_id
@@ -109,5 +130,5 @@ def test_open_server_logs_once_and_lets_everyone_in(caplog: pytest.LogCaptureFix
 def test_a_key_without_a_project_is_refused(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text('pio_sk_a: ""\n')
-    with pytest.raises(ValueError, match="non-empty project"):
+    with pytest.raises(ValueError, match="at least 1 character"):
         load_keys(AuthConfig(keys_file=str(keys_file), keys_env=None))

@@ -40,7 +40,7 @@ def test_unknown_and_unloadable_models() -> None:
     missing = asyncio.run(r.resolve("nope"))
     hub = asyncio.run(r.resolve("fastino/gliner2-base-v1"))
     assert isinstance(missing, ApiError) and missing.status == 404
-    assert isinstance(hub, ApiError) and hub.status == 503 and "hf download" in hub.message
+    assert isinstance(hub, ApiError) and hub.status == 409 and "hf download" in hub.message
 
 
 def test_new_jobs_are_picked_up_without_restart(tmp_path: Path) -> None:
@@ -81,19 +81,19 @@ def test_engine_extracts_and_counts_tokens(engine: GLiNER2Engine) -> None:
     assert loaded.count_tokens(["tim cook"]) == 2
 
 
-def test_engine_missing_weights_is_503(engine: GLiNER2Engine, tmp_path: Path) -> None:
+def test_engine_missing_weights_is_409(engine: GLiNER2Engine, tmp_path: Path) -> None:
     with pytest.raises(ApiException) as caught:
         engine.load(tiny(tmp_path / "absent"))
-    assert caught.value.error.status == 503 and "make models" in caught.value.error.message
+    assert caught.value.error.status == 409 and "make models" in caught.value.error.message
 
 
-def test_engine_broken_checkpoint_is_503(engine: GLiNER2Engine, tmp_path: Path) -> None:
+def test_engine_broken_checkpoint_is_409(engine: GLiNER2Engine, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(TINY_DIR, broken)
     (broken / "model.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(ApiException) as caught:
         engine.load(tiny(broken))
-    assert caught.value.error.status == 503
+    assert caught.value.error.status == 409
 
 
 def test_engine_rejects_schema_gliner2_refuses(engine: GLiNER2Engine) -> None:
