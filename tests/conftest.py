@@ -24,3 +24,21 @@ def offline_models() -> None:
     from bench.local_server import build_test_models
 
     build_test_models(MODELS)
+
+
+REPORT_LINES = pytest.StashKey[list[str]]()
+
+
+def report_line(config: pytest.Config, line: str) -> None:
+    """Keep a line for the run's summary (figures a reader of `make test` should see)."""
+    config.stash.setdefault(REPORT_LINES, []).append(line)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    lines = config.stash.get(REPORT_LINES, [])
+    if lines:
+        terminalreporter.section("reported figures")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -15,9 +16,15 @@ class Builder:
     relative_dir: str
     make: Callable[[Path, Path], None]  # (target folder, models root)
     marker: str = "config.json"  # the file whose presence means "built"
+    # Names the way the model is made; a folder whose pioneer_build.json records another
+    # recipe was made the old way and is built again (a retrained demo replaces the old one).
+    recipe: str = ""
 
     def built(self, models_root: Path) -> bool:
-        return (models_root / self.relative_dir / self.marker).exists()
+        folder = models_root / self.relative_dir
+        if not (folder / self.marker).exists():
+            return False
+        return not self.recipe or recorded_recipe(folder) == self.recipe
 
     def ensure(self, models_root: Path) -> Path:
         if not self.built(models_root):
@@ -35,3 +42,11 @@ class Builder:
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def recorded_recipe(folder: Path) -> str:
+    try:
+        info = json.loads((folder / "pioneer_build.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(info.get("recipe", "")) if isinstance(info, dict) else ""
