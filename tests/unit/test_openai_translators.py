@@ -86,10 +86,11 @@ def test_responses_error_after_start() -> None:
 
 
 def test_previous_response_rebuilds_the_conversation() -> None:
+    # as GET /inferences/{id} returns it: the conversation as JSON text (InferenceRecord.input)
+    turns = [{"role": "system", "content": "old"}, {"role": "user", "content": "a"}]
     previous = {
-        "input": {
-            "messages": [{"role": "system", "content": "old"}, {"role": "user", "content": "a"}]
-        },
+        "input": json.dumps(turns),
+        "metadata": {"input_kind": "messages"},
         "output": {"text": "b"},
     }
     wire = ResponsesRequest(model="m", input="c", instructions="new")
