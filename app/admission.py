@@ -1,8 +1,14 @@
 """The ingress side of rate limits and credit budgets: asks the Limiter deployment.
 
-Concurrent requests' asks travel together in one Limiter call (app/grouping.py), so the
-shared count costs one hop per group of requests, not per request. A Limiter that cannot be
-reached lets requests through (logged): limits protect the service, and must not take it down.
+A request-rate ask is a grant: an ingress replica asks for as many requests as it served for
+that key in the last GRANT_S (at least 1, at most 1/GRANT_SHARE of the smallest limit), the
+Limiter counts them at once, and the replica spends them locally until they run out or
+GRANT_S passes. So a busy key costs one hop per grant instead of one per request, the count
+stays in one place (a limit is never exceeded: an unspent grant still counts, for at most
+1/GRANT_SHARE of a limit per replica), and small limits are asked one request at a time,
+exactly. Concurrent asks travel together in one Limiter call (app/grouping.py). A Limiter
+that cannot be reached lets requests through (logged): limits protect the service, and must
+not take it down.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +30,28 @@ from app.quotas import Admission
 logger = logging.getLogger("ray.serve")
 LIMITER_WAIT_S = 2.0
 WARN_EVERY_S = 30.0
+UNREACHABLE_S = 5.0
+GRANT_S = 0.5  # how long a grant may be spent locally
+GRANT_SHARE = 64  # a grant is at most this share of the smallest limit
+MAX_GRANTS = 10_000  # keys are client input: the table is bounded
+
+
+@dataclass
+class _Grant:
+    """One key's requests granted to this replica, and its recent rate (to size the next)."""
+
+    left: int = 0
+    expires: float = 0.0
+    used: int = 0  # taken since `since`
+    since: float = 0.0
+    renewing: asyncio.Future[None] | None = None
+    refused: ApiError | None = None  # a 429, answered here while its window cannot have room
+    room_by: float = 0.0  # when it has room at the latest (now + Retry-After)
+
+    def size(self, limits: tuple[Any, ...], now: float) -> int:
+        rate = self.used / max(now - self.since, 1e-3)
+        cap = min(limit.requests for limit in limits) // GRANT_SHARE
+        return max(1, min(cap, math.ceil(rate * GRANT_S)))
 
 
 class Admissions:
@@ -29,10 +59,12 @@ class Admissions:
         self._limiter = limiter
         self._rates = config.rate_limits
         self.budgets = bool(config.credit_budgets) or config.default_credit_budget is not None
-        self._asks: Grouped[Admission, ApiError | None] = Grouped(self._send_asks)
+        self._asks: Grouped[Admission, int | ApiError] = Grouped(self._send_asks)
+        self._grants: dict[tuple[str, str, str], _Grant] = {}
         self._charges: Grouped[tuple[str, float, datetime], None] = Grouped(self._send_charges)
         self._pending: set[asyncio.Task] = set()
         self._warned_at = 0.0
+        self._unreachable_until = 0.0
 
     def rate_admission(self, principal: Any, group: str) -> Admission | None:
         """Which counts a request from `principal` to `group` draws on (rate-limits.mdx:
@@ -57,25 +89,69 @@ class Admissions:
 
     async def admit_rate(self, principal: Any, group: str) -> None:
         admission = self.rate_admission(principal, group)
-        if admission is not None:
-            await self._ask(admission)
+        if admission is None:
+            return
+        key = (admission.group, admission.scope, admission.identity)
+        grant = self._grants.get(key)
+        if grant is None:
+            if len(self._grants) >= MAX_GRANTS:
+                self._forget_spent()
+            grant = self._grants[key] = _Grant()
+        while True:
+            now = time.monotonic()
+            if grant.refused is not None and now < grant.room_by - 1:
+                # Retry-After is the exact wait rounded up: no room before room_by - 1 s.
+                wait = max(1, math.ceil(grant.room_by - now))
+                raise ApiException(replace(grant.refused, retry_after_s=wait))
+            if grant.left > 0 and grant.expires > now:
+                grant.left -= 1
+                grant.used += 1
+                return
+            if grant.renewing is None:
+                break
+            await asyncio.shield(grant.renewing)  # another request is asking: then look again
+        renewed = grant.renewing = asyncio.get_running_loop().create_future()
+        try:
+            want = grant.size(admission.limits, now)
+            try:
+                granted = await self._ask(replace(admission, count=want))
+            except ApiException as exc:
+                grant.refused, grant.room_by = exc.error, now + (exc.error.retry_after_s or 1)
+                raise
+            # This request takes one; the rest are spent here until GRANT_S has passed.
+            grant.left, grant.expires = (granted or 1) - 1, now + GRANT_S
+            grant.used, grant.since = 1, now
+        finally:
+            grant.renewing = None
+            renewed.set_result(None)
+
+    def _forget_spent(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, g in self._grants.items() if g.expires < now and not g.renewing]:
+            del self._grants[key]
 
     async def admit_spend(self, project_id: str | None) -> None:
         """Refuse (402/403) an inference for a project whose credit budget is spent."""
         if self.budgets and project_id is not None:
             await self._ask(Admission("inference", "team", project_id, (), project_id))
 
-    async def _ask(self, admission: Admission) -> None:
+    async def _ask(self, admission: Admission) -> int | None:
+        """Requests granted; None when the Limiter could not be asked (then: unlimited, and
+        for UNREACHABLE_S nobody waits on it again)."""
+        if time.monotonic() < self._unreachable_until:
+            return None
         try:
-            denied = await asyncio.wait_for(self._asks.submit(admission), LIMITER_WAIT_S)
+            answer = await asyncio.wait_for(self._asks.submit(admission), LIMITER_WAIT_S)
         except Exception as exc:  # the Limiter is away: let it through, say so in the log
             now = time.monotonic()
+            self._unreachable_until = now + UNREACHABLE_S
             if now - self._warned_at > WARN_EVERY_S:
                 self._warned_at = now
                 logger.warning("limiter unreachable (%s): requests pass unlimited", exc)
-            return
-        if denied is not None:
-            raise ApiException(denied)
+            return None
+        if isinstance(answer, ApiError):
+            raise ApiException(answer)
+        return answer
 
     def charged(self, bill: dict[str, Any]) -> None:
         """A durable bill's cost, sent on in the background: spend counts toward budgets."""
@@ -97,7 +173,7 @@ class Admissions:
                 "limiter did not take a charge (%s): its spend lags until it restarts", exc
             )
 
-    async def _send_asks(self, asks: list[Admission]) -> list[ApiError | None]:
+    async def _send_asks(self, asks: list[Admission]) -> list[int | ApiError]:
         # Bounded here too, so a lost Limiter frees the group's slot for the next asks.
         return await asyncio.wait_for(self._limiter.admit_many.remote(asks), LIMITER_WAIT_S)
 

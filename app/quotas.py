@@ -36,6 +36,7 @@ class Admission:
     identity: str
     limits: tuple[RateLimit, ...]
     project_id: str | None = None  # whose credits it spends; None: no credit check
+    count: int = 1  # requests asked for at once: an ingress's grant (app/admission.py)
 
 
 def month_start(now: datetime) -> datetime:
@@ -49,9 +50,12 @@ class SlidingWindows:
     def __init__(self) -> None:
         self._hits: dict[tuple[str, str, str, float], deque[float]] = {}
 
-    def admit(self, admission: Admission, now: float) -> tuple[RateLimit, float] | None:
-        """None when admitted; else the limit hit and the seconds until it has room."""
+    def admit(self, admission: Admission, now: float) -> int | tuple[RateLimit, float]:
+        """How many of the `count` asked are granted (at least 1, as many as every window
+        has room for), counted now; or, with no room, the limit hit and the seconds until
+        it has some."""
         windows = []
+        granted = admission.count
         for limit in admission.limits:
             key = (admission.group, admission.scope, admission.identity, limit.window_s)
             hits = self._hits.setdefault(key, deque())
@@ -59,10 +63,11 @@ class SlidingWindows:
                 hits.popleft()
             if len(hits) >= limit.requests:
                 return limit, hits[len(hits) - limit.requests] + limit.window_s - now
+            granted = min(granted, limit.requests - len(hits))
             windows.append(hits)
         for hits in windows:
-            hits.append(now)
-        return None
+            hits.extend([now] * granted)
+        return granted
 
     def forget_idle(self, now: float) -> None:
         """Drop the windows with no request left in them (identities are unbounded)."""
@@ -148,14 +153,15 @@ class Quotas:
         self.windows = SlidingWindows()
         self.credits = CreditLedger(config.credit_budgets, config.default_credit_budget)
 
-    def admit(self, admission: Admission, now: float, today: datetime) -> ApiError | None:
+    def admit(self, admission: Admission, now: float, today: datetime) -> int | ApiError:
+        """Requests granted (>= 1), or the error to answer."""
         if admission.project_id is not None and self.credits.enabled:
             denied = self.credits.check(admission.project_id, today)
             if denied is not None:
                 return denied
         hit = self.windows.admit(admission, now)
-        if hit is None:
-            return None
+        if isinstance(hit, int):
+            return hit
         limit, wait_s = hit
         retry_after = max(1, math.ceil(wait_s))
         return ApiError(

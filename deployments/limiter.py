@@ -56,8 +56,8 @@ class Limiter:
             logger.info("limiter: spend seeded for %d projects", len(all_time))
             return
 
-    async def admit_many(self, admissions: list[Admission]) -> list[ApiError | None]:
-        """The ingresses' grouped asks, in order: None to run, else the error to answer."""
+    async def admit_many(self, admissions: list[Admission]) -> list[int | ApiError]:
+        """The ingresses' grouped asks, in order: requests granted, or the error to answer."""
         if self._seeding is not None and not self._seeding.done():
             # Budgets need the billed spend first; rate limits alone never wait for it.
             if any(a.project_id is not None for a in admissions):

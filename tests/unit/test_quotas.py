@@ -4,10 +4,15 @@ The same paths run over real HTTP in tests/integration/test_limits.py."""
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from app.admission import Admissions
+from app.api.auth import Principal
 from app.api.errors import render
 from app.config import CreditBudget, LimitsConfig, QuotasConfig, RateLimit
 from app.handle_calls import assigned
@@ -30,19 +35,19 @@ def admission(*limits: tuple[int, float], project: str | None = None) -> Admissi
 def test_a_sliding_window_admits_exactly_n_and_says_when_there_is_room() -> None:
     windows = SlidingWindows()
     ask = admission((3, 10.0))
-    assert [windows.admit(ask, t) for t in (0.0, 1.0, 2.0)] == [None, None, None]
+    assert [windows.admit(ask, t) for t in (0.0, 1.0, 2.0)] == [1, 1, 1]
     limit, wait = windows.admit(ask, 5.0)  # type: ignore[misc]
     assert limit.requests == 3 and wait == pytest.approx(5.0)  # the first leaves at 10
-    assert windows.admit(ask, 10.0) is None  # room again: 1.0 and 2.0 and 10.0
-    assert windows.admit(ask, 10.5) is not None
+    assert windows.admit(ask, 10.0) == 1  # room again: 1.0 and 2.0 and 10.0
+    assert isinstance(windows.admit(ask, 10.5), tuple)
 
 
 def test_every_window_must_have_room_and_a_refusal_counts_in_none() -> None:
     windows = SlidingWindows()
     ask = admission((2, 1.0), (3, 100.0))
-    assert windows.admit(ask, 0.0) is None and windows.admit(ask, 0.1) is None
-    assert windows.admit(ask, 0.2) is not None  # the short window is full
-    assert windows.admit(ask, 1.5) is None  # the long one holds 3 now
+    assert windows.admit(ask, 0.0) == 1 and windows.admit(ask, 0.1) == 1
+    assert isinstance(windows.admit(ask, 0.2), tuple)  # the short window is full
+    assert windows.admit(ask, 1.5) == 1  # the long one holds 3 now
     limit, wait = windows.admit(ask, 2.0)  # type: ignore[misc]
     assert limit.window_s == 100.0 and wait == pytest.approx(98.0)
     windows.forget_idle(500.0)
@@ -52,10 +57,20 @@ def test_every_window_must_have_room_and_a_refusal_counts_in_none() -> None:
 def test_identities_and_groups_count_apart() -> None:
     windows = SlidingWindows()
     limits = (RateLimit(requests=1, window_s=60),)
-    assert windows.admit(Admission("inference", "team", "a", limits), 0) is None
-    assert windows.admit(Admission("inference", "team", "b", limits), 0) is None
-    assert windows.admit(Admission("gliner2", "team", "a", limits), 0) is None
-    assert windows.admit(Admission("inference", "team", "a", limits), 0) is not None
+    assert windows.admit(Admission("inference", "team", "a", limits), 0) == 1
+    assert windows.admit(Admission("inference", "team", "b", limits), 0) == 1
+    assert windows.admit(Admission("gliner2", "team", "a", limits), 0) == 1
+    assert isinstance(windows.admit(Admission("inference", "team", "a", limits), 0), tuple)
+
+
+def test_a_grant_is_what_every_window_has_room_for_and_counts_whole() -> None:
+    windows = SlidingWindows()
+    ask = admission((10, 60.0), (4, 1.0))
+    assert windows.admit(replace(ask, count=8), 0.0) == 4  # the 1 s window holds 4
+    assert isinstance(windows.admit(ask, 0.5), tuple)
+    assert windows.admit(replace(ask, count=8), 1.0) == 4
+    assert windows.admit(replace(ask, count=8), 2.0) == 2  # the minute holds 10
+    assert isinstance(windows.admit(ask, 3.0), tuple)
 
 
 def test_out_of_credits_then_the_ceiling() -> None:
@@ -158,3 +173,58 @@ def test_a_deployment_still_starting_is_425_a_lost_one_503(warming: bool, status
         asyncio.run(assigned(NeverAssigned(), "encoder deployment", limits, is_warming))
     assert caught.value.error.status == status
     assert caught.value.error.retry_after_s == 7
+
+
+class FakeLimiter:
+    """The Limiter's admit_many over a real SlidingWindows, as a handle offers it."""
+
+    def __init__(self) -> None:
+        self.quotas = Quotas(QuotasConfig())
+        self.calls: list[list[Admission]] = []
+        self.admit_many = self
+
+    def remote(self, asks: list[Admission]) -> Any:
+        self.calls.append(asks)
+
+        async def answer() -> list[int | ApiError]:
+            return [self.quotas.admit(ask, time.monotonic(), NOW) for ask in asks]
+
+        return answer()
+
+
+def principal(**limits: list[RateLimit]) -> Principal:
+    return Principal(project_id="p", key_id="k", rate_limits=limits)
+
+
+def test_a_busy_key_spends_grants_locally_and_never_passes_its_limit() -> None:
+    limiter = FakeLimiter()
+    admissions = Admissions(limiter, QuotasConfig())
+    busy = principal(inference=[RateLimit(requests=6400, window_s=60)])
+
+    async def run() -> None:
+        for _ in range(300):
+            await admissions.admit_rate(busy, "inference")
+
+    asyncio.run(run())
+    assert len(limiter.calls) < 30  # grants grow with the rate: far fewer hops than requests
+    assert max(ask.count for call in limiter.calls for ask in call) <= 6400 // 64
+
+
+def test_small_limits_are_asked_one_request_at_a_time_and_refusals_answered_here() -> None:
+    limiter = FakeLimiter()
+    admissions = Admissions(limiter, QuotasConfig())
+    small = principal(gliner2=[RateLimit(requests=3, window_s=30)])
+
+    async def run() -> list[int]:
+        statuses = []
+        for _ in range(6):
+            try:
+                await admissions.admit_rate(small, "gliner2")
+                statuses.append(200)
+            except ApiException as exc:
+                statuses.append(exc.error.status)
+                assert 1 <= (exc.error.retry_after_s or 0) <= 30
+        return statuses
+
+    assert asyncio.run(run()) == [200, 200, 200, 429, 429, 429]
+    assert [ask.count for call in limiter.calls for ask in call] == [1, 1, 1, 1]  # then local
