@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from bench.local_server import APP_NAME as APP_NAME  # re-exported for the tests
@@ -39,3 +41,15 @@ def client(server: str) -> Iterator[httpx.Client]:
 def anonymous(server: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server, timeout=60) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def sdk(server: str) -> openai.OpenAI:
+    """The official OpenAI SDK, pointed at the server as a user would."""
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def claude(server: str) -> anthropic.Anthropic:
+    """The official Anthropic SDK, pointed at the server as a user would."""
+    return anthropic.Anthropic(base_url=server, api_key=API_KEY, max_retries=0)

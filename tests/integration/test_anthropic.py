@@ -16,11 +16,6 @@ USER = [{"role": "user", "content": "hello world"}]
 GREEDY = {"temperature": 0.0}
 
 
-@pytest.fixture(scope="module")
-def claude(server: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server, api_key=API_KEY, max_retries=0)
-
-
 def test_messages_create(claude: anthropic.Anthropic, client: httpx.Client) -> None:
     message = claude.messages.create(
         model=DECODER,

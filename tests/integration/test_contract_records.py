@@ -19,23 +19,12 @@ import pytest
 from tests.conftest import TINY_ID, TINY_JOB_ID
 from tests.contract import assert_valid
 from tests.contract.catalog import assert_valid_base_models
-from tests.integration.conftest import API_KEY
 
 DECODER = "pioneer-test/llama-tiny-test"
 TEXT = "Tim Cook works for Apple in Cupertino."
 SCHEMA = {"entities": ["person", "organization"]}
 EXTRA = {"schema": SCHEMA, "threshold": 0.3}
 MESSAGES = [{"role": "user", "content": "hello world"}]
-
-
-@pytest.fixture(scope="module")
-def sdk(server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def claude(server: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server, api_key=API_KEY, max_retries=0)
 
 
 def record(client: httpx.Client, inference_id: str) -> dict[str, Any]:

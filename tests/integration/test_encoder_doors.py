@@ -11,21 +11,10 @@ import openai
 import pytest
 
 from tests.conftest import TINY_ID
-from tests.integration.conftest import API_KEY
 
 TEXT = "Tim Cook works for Apple in Cupertino."
 SCHEMA = {"entities": ["person", "organization", "location"]}
 EXTRA = {"schema": SCHEMA, "threshold": 0.3}
-
-
-@pytest.fixture(scope="module")
-def sdk(server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def claude(server: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server, api_key=API_KEY, max_retries=0)
 
 
 def test_four_doors_give_the_same_extraction(

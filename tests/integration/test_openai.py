@@ -19,11 +19,6 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def sdk(server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY, max_retries=0)
-
-
 def greedy(**extra: Any) -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": 12, **extra}
 
