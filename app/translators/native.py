@@ -64,7 +64,7 @@ def to_internal(
             include_spans=wire.include_spans,
         ),
         store=wire.store,
-        # A key bound to a project pins the project; an open server takes the body's.
+        # The route attributes the project (Principal.project_for); called alone, the body's.
         project_id=project_id or wire.project_id,
         api_key_id=api_key_id,
         source="native",
