@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Task = Literal["extract", "generate"]
+Task = Literal["extract", "generate", "embed"]
 MAX_MESSAGE_CHARS = 2000
 # A UTF-16 surrogate on its own: Python strings can hold one, UTF-8 and tokenizers cannot.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -38,6 +38,7 @@ SourceFormat = Literal[
     "openai.completions",
     "openai.responses",
     "anthropic.messages",
+    "openai.embeddings",
 ]
 
 
@@ -97,7 +98,7 @@ class ResolvedModel:
 
     requested_id: str
     model_id: str  # canonical catalog id of the base model
-    kind: Literal["encoder", "decoder"]
+    kind: Literal["encoder", "decoder", "embedding"]
     engine: str
     model_key: str  # multiplexing key: the job id for fine-tunes, else the catalog id
     display_name: str
@@ -107,6 +108,9 @@ class ResolvedModel:
     adapter_dir: str | None = None  # a LoRA adapter on the base model (decoder jobs)
     input_price_per_million: float = 0.0
     output_price_per_million: float = 0.0
+    cache_read_price_per_million: float = 0.0
+    reasoning_parser: str | None = None  # vLLM's name; None: the model does not reason
+    tool_parser: str | None = None  # vLLM's name; None: only required/named tool choice
 
     @property
     def base_model(self) -> str:
@@ -139,6 +143,28 @@ class SamplingOptions:
     echo: bool = False
 
 
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function the model may call: its name, what it does, its arguments' JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """The tools offered and how the model may use them (OpenAI's tool_choice, normalised):
+    `auto` lets the model choose (needs the model's tool parser); `required` forces at least one
+    call and `named` forces one call of `name` (both through structured outputs, any model);
+    `none` renders the tools but never parses calls."""
+
+    tools: tuple[ToolSpec, ...]
+    choice: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+    parallel: bool = True
+
+
 @dataclass
 class InferenceRequest:
     """One inference, whatever door it came in by."""
@@ -147,11 +173,20 @@ class InferenceRequest:
     task: Task
     texts: list[str] = field(default_factory=list)
     batched: bool = False  # the client sent a list: answer with a list
+    token_ids: list[list[int]] | None = None  # embed: inputs sent as token ids, not texts
     schema: dict[str, Any] | None = None  # GLiNER2 dict form (SchemaInput)
     options: ExtractOptions = field(default_factory=ExtractOptions)
-    messages: list[dict[str, str]] | None = None  # generate: chat turns {role, content}
+    # generate: chat turns in the Hugging Face chat-template form: {role, content} with role
+    # system/user/assistant/tool; an assistant turn may carry `tool_calls` ([{id, type:
+    # "function", function: {name, arguments (JSON text)}}]), a tool turn its `tool_call_id`.
+    messages: list[dict[str, Any]] | None = None
     prompt: str | None = None  # generate: a raw prompt (completions)
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    tools: ToolUse | None = None
+    # Pioneer does not enable reasoning by default (openapi ReasoningConfig): True asks a
+    # reasoning model to think; `show_reasoning` False keeps the trace out of the answer.
+    reasoning: bool = False
+    show_reasoning: bool = True
     stream: bool = False
     store: bool = True
     project_id: str | None = None
@@ -183,19 +218,25 @@ class GenerationCall:
 
     model: ResolvedModel
     prompt: str | None
-    messages: list[dict[str, str]] | None
+    messages: list[dict[str, Any]] | None
     sampling: SamplingOptions
     request_id: str
+    tools: ToolUse | None = None
+    reasoning: bool = False
 
 
 @dataclass(frozen=True)
 class GenerationStarted:
-    prompt_tokens: int
+    prompt_tokens: int  # all of the prompt, cached or not
     prompt: str  # the rendered prompt (for echo)
+    cached_tokens: int = 0  # of prompt_tokens, served from vLLM's prefix cache (its own count)
 
 
 @dataclass(frozen=True)
 class TokenDelta:
+    """Answer text of a choice, and the tokens the engine step made (reasoning and tool-call
+    tokens included: their text travels as ReasoningDelta / ToolCallDelta; `text` may be "")."""
+
     index: int  # which of the n choices
     text: str
     tokens: int
@@ -203,13 +244,37 @@ class TokenDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """Reasoning text of a choice (the model's <think> section, split off by its parser).
+    Its tokens are counted in the TokenDelta of the same engine step."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call of choice `index`. The first piece of call `call` carries its
+    id and name; `arguments` pieces concatenate to the call's JSON arguments."""
+
+    index: int
+    call: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class ChoiceFinished:
     index: int
-    finish_reason: str  # stop | length
+    finish_reason: str  # stop | length | tool_calls
     stop_sequence: str | None = None
+    reasoning_tokens: int = 0  # of the choice's tokens, those inside its reasoning section
 
 
-GenerationEvent = GenerationStarted | TokenDelta | ChoiceFinished | ApiError
+GenerationEvent = (
+    GenerationStarted | TokenDelta | ReasoningDelta | ToolCallDelta | ChoiceFinished | ApiError
+)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from contextlib import aclosing
 from typing import Any
 
 from app.config import DecoderConfig
-from app.protocol import ApiError, ApiException, GenerationCall, GenerationEvent
+from app.protocol import ApiError, ApiException, GenerationCall, GenerationEvent, ToolUse
 from app.streams import coalesced
 from deployments.encoder import import_object
 
@@ -26,8 +26,17 @@ REPORT_INTERVAL_S = 10.0  # as the encoder's: a restarted resolver hears within 
 
 
 class DecoderDeployment:
-    def __init__(self, config: DecoderConfig, model_dir: str, resolver: Any = None) -> None:
+    def __init__(
+        self,
+        config: DecoderConfig,
+        model_dir: str,
+        resolver: Any = None,
+        reasoning_parser: str | None = None,
+    ) -> None:
         engine_cls = import_object(config.engine)
+        # the model's reasoning parser (catalog) is engine-wide in vLLM: structured outputs
+        # hold their grammar back until the reasoning section ends
+        extra = {"reasoning_parser": reasoning_parser} if reasoning_parser else {}
         self._engine = engine_cls(
             model_dir,
             dtype=config.dtype,
@@ -39,6 +48,7 @@ class DecoderDeployment:
             max_loras=config.max_loras,
             max_lora_rank=config.max_lora_rank,
             no_op_adapter_dir=config.no_op_adapter_dir,
+            **extra,
         )
         self._cancelled: deque[str] = deque(maxlen=1000)
         self._resolver = resolver
@@ -60,9 +70,16 @@ class DecoderDeployment:
         of tokens instead of per token when the engine is faster than the stream drains,
         and costs nothing when it is not (the first event always goes alone, at once)."""
         try:
-            prompt = self._engine.render(call.prompt, call.messages)
+            prompt = self._engine.render(call.prompt, call.messages, call.tools, call.reasoning)
             stream = self._engine.generate(
-                prompt, call.sampling, call.request_id, call.model.adapter_dir
+                prompt,
+                call.sampling,
+                call.request_id,
+                call.model.adapter_dir,
+                tools=call.tools,
+                reasoning=call.reasoning,
+                reasoning_parser=call.model.reasoning_parser,
+                tool_parser=call.model.tool_parser,
             )
             async with aclosing(coalesced(stream)) as batches:
                 async for batch in batches:
@@ -76,9 +93,19 @@ class DecoderDeployment:
             logger.exception("generation failed: %s", type(exc).__name__)
             yield [ApiError.internal(f"generation failed: {type(exc).__name__}")]
 
-    async def count_tokens(self, prompt: str | None, messages: list | None) -> int | ApiError:
+    async def count_tokens(
+        self,
+        prompt: str | None,
+        messages: list | None,
+        tools: ToolUse | None = None,
+        reasoning: bool = False,
+    ) -> int | ApiError:
+        """The rendered prompt's tokens (tools and the thinking switch rendered as a
+        generation with them would be)."""
         try:
-            return self._engine.count_tokens(self._engine.render(prompt, messages))
+            return self._engine.count_tokens(
+                self._engine.render(prompt, messages, tools, reasoning)
+            )
         except ApiException as exc:
             return exc.error
 

