@@ -16,6 +16,7 @@ from ray.serve import Application
 from app.catalog import load_catalog, load_jobs
 from app.config import ServerConfig, load_server_config, with_storage_root
 from deployments.decoder import DecoderDeployment
+from deployments.embedder import EmbedderDeployment
 from deployments.encoder import EncoderDeployment
 from deployments.ingress import Ingress
 from deployments.limiter import Limiter
@@ -55,6 +56,12 @@ def validate_graph(config: ServerConfig) -> None:
     for model_id in config.encoder.preload:
         if catalog.find(model_id) is None and jobs.find(model_id) is None:
             raise ValueError(f"encoder.preload names {model_id!r}, which is not in the catalog")
+    for model_id in config.embedder.models:
+        model = catalog.find(model_id)
+        if model is None or model.kind != "embedding":
+            raise ValueError(
+                f"embedder.models names {model_id!r}, not an embedding model in the catalog"
+            )
     named = config.gliner2_api.model_id  # the default may be absent: /gliner-2 then says 404
     if named and catalog.find(named) is None and jobs.find(named) is None:
         raise ValueError(f"gliner2_api.model_id names {named!r}, which is not in the catalog")
@@ -76,6 +83,7 @@ def build_graph(config: ServerConfig) -> Application:
             config.hub.allow_downloads,
             config.encoder.preload,
             config.decoder.models,
+            deployed_embedders=config.embedder.models,
         )
     )
     decoders = {}
@@ -86,13 +94,25 @@ def build_graph(config: ServerConfig) -> Application:
         decoders[model.id] = (
             serve.deployment(DecoderDeployment)
             .options(name=deployment_name(model.id), **config.decoder.deployment.serve_options())
-            .bind(config.decoder, weights, resolver)
+            .bind(config.decoder, weights, resolver, model.reasoning_parser)
         )
     encoder = (
         serve.deployment(EncoderDeployment)
         .options(name="EncoderDeployment", **config.encoder.deployment.serve_options())
         .bind(config.encoder, config.hub.allow_downloads, resolver)
     )
+    embedder = None
+    if config.embedder.models:  # one deployment holds every embedding model (they are small)
+        folders: dict[str, str] = {}
+        for model_id in config.embedder.models:
+            entry = catalog.find(model_id)
+            assert entry is not None
+            folders[entry.id] = str(entry.weights.local_dir or entry.weights.hub_id)
+        embedder = (
+            serve.deployment(EmbedderDeployment)
+            .options(name="EmbedderDeployment", **config.embedder.deployment.serve_options())
+            .bind(config.embedder, folders, resolver)
+        )
     recorder = (
         serve.deployment(Recorder)
         .options(name="Recorder", **config.history.deployment.serve_options())
@@ -116,6 +136,7 @@ def build_graph(config: ServerConfig) -> Application:
             config.limits,
             config.quotas,
             config.gliner2_model(),
+            embedder=embedder,
         )
     )
 

@@ -12,11 +12,15 @@ from typing import Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-ModelKind = Literal["encoder", "decoder"]
+ModelKind = Literal["encoder", "decoder", "embedding"]
 # Where a model stands in its life: generally available, early access, or on its way out.
 Lifecycle = Literal["ga", "preview", "deprecated"]
 # Engines a kind may run on; the builder checks every model has a backend deployed.
-ENGINES_BY_KIND: dict[str, set[str]] = {"encoder": {"gliner2"}, "decoder": {"vllm"}}
+ENGINES_BY_KIND: dict[str, set[str]] = {
+    "encoder": {"gliner2"},
+    "decoder": {"vllm"},
+    "embedding": {"torch-embedding"},
+}
 
 
 class _Strict(BaseModel):
@@ -36,7 +40,9 @@ class WeightsSource(_Strict):
 
 class CatalogModel(_Strict):
     id: str = Field(min_length=1, description="The id clients send as model / model_id.")
-    kind: ModelKind = Field(description="encoder (extraction) or decoder (generation).")
+    kind: ModelKind = Field(
+        description="encoder (extraction), decoder (generation) or embedding (vectors)."
+    )
     engine: str = Field(description="Engine family that serves it, e.g. gliner2 or vllm.")
     weights: WeightsSource
     display_name: str = Field(description="Human-readable label.")
@@ -70,6 +76,23 @@ class CatalogModel(_Strict):
         "(models.mdx: without a separate cache-write line item, writes bill at the input rate).",
     )
     lifecycle: Lifecycle = Field("ga", description="ga, preview or deprecated.")
+    reasoning_parser: str | None = Field(
+        None,
+        description="Decoders: vLLM's reasoning parser for the model's thinking section (e.g. "
+        "deepseek_r1 for <think>...</think>). Unset: the model does not reason, and reasoning "
+        "parameters are refused with a 400.",
+    )
+    tool_parser: str | None = Field(
+        None,
+        description="Decoders: vLLM's tool-call parser (e.g. hermes) for tool_choice auto. "
+        "Unset: tools work with tool_choice required or a named function only.",
+    )
+    dimensions: int | None = Field(
+        None,
+        ge=1,
+        description="Embedding models: the length of their vectors (listed; the engine checks "
+        "a request's `dimensions` against the loaded model).",
+    )
     created_at: str = Field("2026-01-01T00:00:00Z", description="ISO date shown in listings.")
 
     @property

@@ -146,6 +146,38 @@ class DecoderConfig(StrictModel):
     )
 
 
+class EmbedderConfig(StrictModel):
+    """The sentence-embedding models behind POST /v1/embeddings: one deployment holds them."""
+
+    models: list[str] = Field(
+        default_factory=list,
+        description="Catalog ids (kind: embedding) this server serves; empty: no embedder runs.",
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_cpus=0.2),
+        description="Replicas and resources of the embedder deployment.",
+    )
+    engine: str = Field(
+        "app.engines.embedding_engine:TorchEmbeddingEngine",
+        description="Import path of the engine class the deployment runs (module:Class).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks CUDA when the replica sees a GPU."
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Weights and activations; float32 matches the reference vectors."
+    )
+    max_batch_size: int = Field(
+        32, ge=1, description="Most inputs in one forward pass, and in one @serve.batch batch."
+    )
+    batch_wait_timeout_s: float = Field(
+        0.005, ge=0, description="How long a batch waits for more requests before it runs."
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="torch intra-op threads per replica; null keeps torch's default."
+    )
+
+
 class AuthConfig(StrictModel):
     keys_file: str | None = Field(
         None, description="YAML file mapping API key -> project id. Relative to the config file."
@@ -301,6 +333,9 @@ class ServerConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig, description="GLiNER2 replicas.")
     decoder: DecoderConfig = Field(
         default_factory=DecoderConfig, description="vLLM decoders (none by default)."
+    )
+    embedder: EmbedderConfig = Field(
+        default_factory=EmbedderConfig, description="Embedding models (none by default)."
     )
     resolver: DeploymentOptions = Field(
         default_factory=lambda: DeploymentOptions(num_cpus=0.1),

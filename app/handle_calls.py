@@ -14,7 +14,7 @@ from app.protocol import ApiError, ApiException
 logger = logging.getLogger("ray.serve")
 
 # Deployments whose replicas report to the resolver (it knows whether one ever started).
-WARMING_KNOWN = frozenset({"encoder deployment", "decoder deployment"})
+WARMING_KNOWN = frozenset({"encoder deployment", "decoder deployment", "embedder deployment"})
 
 
 def backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -> ApiException:

@@ -38,6 +38,7 @@ import httpx
 
 ENCODER = "pioneer-test/gliner2-tiny-test"
 DECODER = "pioneer-test/llama-tiny-test"
+EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 API_KEY = "pio_sk_test_alpha"
 TIMEOUT_S = 30.0
 MAX_ERROR_BYTES = 4096
@@ -77,6 +78,11 @@ SEEDS: dict[str, tuple[str, str, str, list[Any]]] = {  # route: (method, path, s
          "top_k": 5},
         {"model": ENCODER, "max_tokens": 4, "messages": [{"role": "user", "content": TEXT}],
          "schema": {"entities": ["person"]}},
+    ]),
+    "POST /v1/embeddings": ("POST", "/v1/embeddings", OPENAI, [
+        {"model": EMBEDDER, "input": [TEXT, "hello world"], "encoding_format": "float"},
+        {"model": EMBEDDER, "input": [[7592, 2088], [2088]], "encoding_format": "base64",
+         "dimensions": 384, "user": "u", "store": False},
     ]),
     "POST /inferences/{id}/feedback": ("POST", f"/inferences/{ID}/feedback", NATIVE, [
         {"verdict": "incorrect", "corrected_output": {"entities": {"person": ["Tim Cook"]}},
@@ -397,7 +403,7 @@ def run_fuzz(
     base_url: str, per_route: int, seed: int = 0, api_key: str = API_KEY, concurrency: int = 8
 ) -> FuzzReport:
     """Make two real inferences (a stored extraction, whose id the id routes get, and a
-    generation), then send `per_route` mutated requests to each of the 8 routes."""
+    generation), then send `per_route` mutated requests to each of the 9 routes."""
     with httpx.Client(base_url=base_url, headers={"X-API-Key": api_key}, timeout=300) as http:
         for body in (SEEDS["POST /inference"][3][2], SEEDS["POST /inference"][3][0]):
             response = http.post("/inference", json=body)

@@ -10,6 +10,7 @@ from app.api.auth import Authenticator, load_keys
 from app.api.factory import create_api
 from app.api.state import ServerState, install
 from app.config import AuthConfig, LimitsConfig, QuotasConfig
+from app.embedding_gateway import EmbeddingGateway
 from app.gateway import InferenceGateway
 
 api = create_api()
@@ -28,14 +29,17 @@ class Ingress:
         limits: LimitsConfig,
         quotas: QuotasConfig,
         gliner2_model: str,
+        embedder: DeploymentHandle | None = None,
     ) -> None:
         admissions = Admissions(limiter, quotas)
+        gateway = InferenceGateway(resolver, encoder, decoders, recorder, limits, admissions)
         install(
             ServerState(
-                gateway=InferenceGateway(resolver, encoder, decoders, recorder, limits, admissions),
+                gateway=gateway,
                 authenticator=Authenticator(load_keys(auth)),
                 limits=limits,
                 admissions=admissions,
                 gliner2_model=gliner2_model,
+                embeddings=EmbeddingGateway(gateway, embedder),
             )
         )

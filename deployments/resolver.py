@@ -26,6 +26,7 @@ class ModelResolver:
         allow_hub_downloads: bool,
         preload: list[str],
         deployed_decoders: list[str] | None = None,
+        deployed_embedders: list[str] | None = None,
     ) -> None:
         self._catalog: Catalog = load_catalog(Path(catalog_path))
         self._jobs_path = Path(jobs_path)
@@ -36,6 +37,7 @@ class ModelResolver:
         self._preload = list(preload)
         self._loaded: dict[str, tuple[float, set[str]]] = {}
         self._deployed_decoders = set(deployed_decoders or [])
+        self._deployed_embedders = list(deployed_embedders or [])
         self._started: set[str] = set()
 
     def _refresh_jobs(self) -> None:
@@ -59,6 +61,9 @@ class ModelResolver:
                 hub_id=model.weights.hub_id,
                 input_price_per_million=model.input_price_per_million,
                 output_price_per_million=model.output_price_per_million,
+                cache_read_price_per_million=model.cache_read_price,
+                reasoning_parser=model.reasoning_parser,
+                tool_parser=model.tool_parser,
             )
         self._refresh_jobs()
         job = self._jobs.find(model_id)
@@ -79,6 +84,9 @@ class ModelResolver:
             training_job_id=job.id,
             input_price_per_million=base.input_price_per_million,
             output_price_per_million=base.output_price_per_million,
+            cache_read_price_per_million=base.cache_read_price,
+            reasoning_parser=base.reasoning_parser,
+            tool_parser=base.tool_parser,
         )
 
     def _availability(self, model: ResolvedModel) -> tuple[str, str]:
@@ -86,6 +94,11 @@ class ModelResolver:
             return "not_deployed", (
                 f"Model {model.requested_id!r} is in the catalog but this server runs no engine "
                 f"for it: add {model.model_id!r} to decoder.models in the server config."
+            )
+        if model.kind == "embedding" and model.model_id not in self._deployed_embedders:
+            return "not_deployed", (
+                f"Model {model.requested_id!r} is in the catalog but this server runs no engine "
+                f"for it: add {model.model_id!r} to embedder.models in the server config."
             )
         if model.adapter_dir and not (Path(model.adapter_dir) / "adapter_config.json").exists():
             return "missing", (
@@ -117,9 +130,12 @@ class ModelResolver:
             return ApiError.model_unavailable(message)
         return model
 
-    async def report_loaded(self, replica_id: str, model_keys: list[str]) -> None:
+    async def report_loaded(
+        self, replica_id: str, model_keys: list[str], what: str = "encoder deployment"
+    ) -> None:
+        """A replica of `what` (the encoder or the embedder deployment) holds these models."""
         self._loaded[replica_id] = (time.monotonic(), set(model_keys))
-        self._started.add("encoder deployment")
+        self._started.add(what)
 
     async def report_started(self, what: str) -> None:
         """A replica of `what` (e.g. "decoder deployment") is up and serving."""
@@ -157,7 +173,15 @@ class ModelResolver:
             "cache_read_price_per_million": base.cache_read_price,
             "cache_write_price_per_million": base.cache_write_price,
             "supports_inference": servable,
+            "dimensions": base.dimensions,
         }
+        if base.kind == "decoder":  # what agents need to know before sending tools/reasoning
+            card |= {
+                "supports_reasoning": base.reasoning_parser is not None,
+                "supports_tool_choice_auto": base.tool_parser is not None,
+                "reasoning_parser": base.reasoning_parser,
+                "tool_parser": base.tool_parser,
+            }
         if isinstance(entry, CatalogModel):
             card |= {
                 "aliases": entry.aliases,
@@ -192,7 +216,7 @@ class ModelResolver:
     async def readiness(self) -> dict[str, Any]:
         loaded = self._loaded_keys()
         waiting = []
-        for model_id in self._preload:
+        for model_id in [*self._preload, *self._deployed_embedders]:
             resolved = self._lookup(model_id)
             if resolved is None or resolved.model_key not in loaded:
                 waiting.append(model_id)

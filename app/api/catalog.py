@@ -18,7 +18,7 @@ router = APIRouter()
 @router.get("/base-models", tags=["models"], summary="List the model catalog")
 async def base_models(
     request: Request,
-    task_type: Literal["encoder", "decoder"] | None = Query(None),
+    task_type: Literal["encoder", "decoder", "embedding"] | None = Query(None),
     supports_inference: bool | None = Query(None),
     supports_training: bool | None = Query(None),
     supports_on_demand_inference: bool | None = Query(None),
@@ -67,6 +67,8 @@ def _model_object(card: dict[str, Any]) -> dict[str, Any]:
     }
     if "context_window" in card:
         entry["max_input_tokens"] = card["context_window"]
+    if "dimensions" in card:  # embedding models: the length of their vectors
+        entry["dimensions"] = card["dimensions"]
     return entry
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from app.api import anthropic_api, catalog, gliner2_api, health, history, native, openai_api
+from app.api import (
+    anthropic_api,
+    catalog,
+    embeddings_api,
+    gliner2_api,
+    health,
+    history,
+    native,
+    openai_api,
+)
 from app.api.errors import BodySizeLimit, install_error_handlers
 from app.api.limits import rate_limited
 from app.api.state import body_limit
@@ -14,7 +23,8 @@ def create_api() -> FastAPI:
     api = FastAPI(
         title="Pioneer-compatible inference server",
         version="0.1.0",
-        description="GLiNER2 extraction behind the Pioneer, OpenAI and Anthropic APIs.",
+        description="GLiNER2 extraction, LLM generation and sentence embeddings behind the "
+        "Pioneer, OpenAI and Anthropic APIs.",
     )
     api.add_middleware(BodySizeLimit, limit=body_limit)
     install_error_handlers(api)
@@ -23,6 +33,7 @@ def create_api() -> FastAPI:
         (native.router, "inference"),
         (gliner2_api.router, "gliner2"),
         (openai_api.router, "compatible"),
+        (embeddings_api.router, "compatible"),
         (anthropic_api.router, "compatible"),
         (history.router, "other"),
         (catalog.router, "other"),

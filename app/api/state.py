@@ -20,6 +20,7 @@ class ServerState:
     limits: LimitsConfig
     admissions: Any  # app.admission.Admissions
     gliner2_model: str = "pioneer-demo/gliner2-minilm-demo"  # what POST /gliner-2 runs
+    embeddings: Any = None  # app.embedding_gateway.EmbeddingGateway (POST /v1/embeddings)
 
 
 _current: ServerState | None = None

@@ -31,9 +31,14 @@ BASE_MODEL: dict[str, Any] = {
     "properties": {
         "id": {"type": "string", "minLength": 1},
         "display_name": {"type": "string", "minLength": 1},
-        "task_type": {"enum": ["encoder", "decoder"]},
+        "task_type": {"enum": ["encoder", "decoder", "embedding"]},
         "context_window": {"type": "integer", "minimum": 1},
         "context_length": {"type": "integer", "minimum": 1},
+        "dimensions": {"type": "integer", "minimum": 1},  # embedding models
+        "supports_reasoning": FLAG,  # decoders
+        "supports_tool_choice_auto": FLAG,
+        "reasoning_parser": {"type": "string"},
+        "tool_parser": {"type": "string"},
         "input_price_per_million": PRICE,
         "output_price_per_million": PRICE,
         "cache_read_price_per_million": PRICE,

@@ -15,7 +15,7 @@ from tests.integration.conftest import API_KEY
 
 pytestmark = pytest.mark.integration
 
-PER_ROUTE = 40  # 8 routes: 320 requests, about 10 s of fuzzing on 2 cores
+PER_ROUTE = 40  # 9 routes: 360 requests, about 10 s of fuzzing on 2 cores
 
 
 @pytest.fixture(scope="module")
