@@ -15,7 +15,7 @@ from typing import Any
 
 from app.admission import Admissions
 from app.config import LimitsConfig
-from app.generation import DISCONNECTED, GenerationTally
+from app.generation import DISCONNECTED, GenerationTally, refuse_missing_features
 from app.grouping import Grouped
 from app.handle_calls import WARMING_KNOWN, assigned, backend_down
 from app.history import records
@@ -58,6 +58,17 @@ def _unrecorded(
         ApiError(503, "history_unavailable", message, retry_after_s=retry_after_s),
         request.inference_id,
     )
+
+
+WHAT_EACH_KIND_DOES = {
+    "encoder": "is an encoder (GLiNER2): it extracts with a schema and does not generate text",
+    "decoder": "is a decoder (LLM): send task 'generate' with messages instead of text and schema",
+    "embedding": "is an embedding model: POST /v1/embeddings with its input",
+}
+
+
+def wrong_kind(model_id: str, model: ResolvedModel) -> str:
+    return f"Model {quoted(model_id)} {WHAT_EACH_KIND_DOES[model.kind]}."
 
 
 async def _flatten(batches: Any) -> AsyncIterator[GenerationEvent]:
@@ -227,14 +238,7 @@ class InferenceGateway:
         self, request: InferenceRequest, model: ResolvedModel, started: float
     ) -> InferenceResult:
         if model.kind != "encoder":
-            raise ApiException(
-                ApiError.invalid(
-                    f"Model {quoted(request.model_id)} is a decoder (LLM): send task 'generate' "
-                    "with messages instead of text and schema.",
-                    "model_id",
-                    status=400,
-                )
-            )
+            raise ApiException(ApiError.invalid(wrong_kind(request.model_id, model), "model_id"))
         assert request.schema is not None
         call = ExtractionCall(model, request.texts, request.schema, request.options)
         extractions = self._extractions.get(model.model_key)
@@ -323,20 +327,22 @@ class InferenceGateway:
     def _open_stream(self, request: InferenceRequest, model: ResolvedModel) -> Any:
         if model.kind != "decoder":
             raise ApiException(
-                ApiError.invalid(
-                    f"Model {quoted(request.model_id)} is an encoder (GLiNER2): it extracts with a "
-                    "schema and does not generate text.",
-                    "model",
-                    status=400,
-                )
+                ApiError.invalid(wrong_kind(request.model_id, model), "model", status=400)
             )
         handle = self._decoder_streams.get(model.model_id)
         if handle is None:
             raise ApiException(
                 ApiError.model_unavailable(f"{quoted(model.model_id)} is not deployed.")
             )
+        refuse_missing_features(request, model)
         call = GenerationCall(
-            model, request.prompt, request.messages, request.sampling, request.inference_id
+            model,
+            request.prompt,
+            request.messages,
+            request.sampling,
+            request.inference_id,
+            tools=request.tools,
+            reasoning=request.reasoning,
         )
         try:
             return handle.generate.remote(call)
@@ -358,8 +364,9 @@ class InferenceGateway:
                 request,
                 created_at,
                 model=model,
-                input_tokens=tally.prompt_tokens,
+                input_tokens=tally.uncached_tokens,
                 output_tokens=tally.completion_tokens,
+                cache_read_tokens=tally.cached_tokens,
                 failed=tally.error is not None,
             ),
             history=records.inference_row(
@@ -367,8 +374,9 @@ class InferenceGateway:
                 created_at,
                 model=model,
                 output=tally.output(request.sampling.n),
-                input_tokens=tally.prompt_tokens,
+                input_tokens=tally.uncached_tokens,
                 output_tokens=tally.completion_tokens,
+                cache_read_tokens=tally.cached_tokens,
                 error=tally.error,
                 latency_ms=latency,
             ),
@@ -382,7 +390,10 @@ class InferenceGateway:
                 ApiError.invalid(f"{quoted(request.model_id)} is not a decoder here.", "model", 400)
             )
         counted = await self._call(
-            handle.count_tokens.remote(request.prompt, request.messages), "decoder deployment"
+            handle.count_tokens.remote(
+                request.prompt, request.messages, request.tools, request.reasoning
+            ),
+            "decoder deployment",
         )
         if isinstance(counted, ApiError):
             raise ApiException(counted)

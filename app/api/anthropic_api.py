@@ -9,19 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from app.api.auth import Principal, authenticate, requested_project
-from app.api.chat_shaped import (
-    drain,
-    explicit,
-    last_user_text,
-    parse,
-    resolve_model,
-    start_extraction,
-    start_generation,
-)
-from app.api.openai_api import headers, sse_response
+from app.api.chat_shaped import Answer, ChatDoor, Extraction, OneRun, last_user_text, parse, serve
 from app.api.state import current
 from app.protocol import ApiError, ApiException, InferenceRequest
 from app.translators import anthropic_format
@@ -30,32 +21,36 @@ from app.wire.anthropic_wire import CountTokensRequest, MessagesRequest
 router = APIRouter(tags=["anthropic-compat"])
 
 
+async def _requests(wire: MessagesRequest, who: Principal) -> list[InferenceRequest]:
+    project = who.project_for(requested_project(wire))
+    return [anthropic_format.to_internal(wire, project_id=project, api_key_id=who.key_id)]
+
+
+def _extraction(wire: MessagesRequest) -> Extraction:
+    return Extraction(last_user_text(anthropic_format.messages_of(wire)))
+
+
+def _answer(wire: MessagesRequest, requests: list[InferenceRequest]) -> Answer:
+    answer = anthropic_format.MessageAnswer(requests[0], wire.model)
+    return OneRun(answer.response, answer.stream)
+
+
+MESSAGES = ChatDoor(
+    MessagesRequest,
+    "anthropic.messages",
+    _requests,
+    _extraction,
+    _answer,
+    frozenset(
+        {"temperature", "top_p", "top_k", "stop_sequences", "tools", "tool_choice", "thinking"}
+    ),
+)
+
+
 @router.post("/v1/messages", summary="Create a message (Anthropic-compatible)")
 @router.post("/v1/v1/messages", include_in_schema=False)
-async def messages(request: Request, principal: Principal = Depends(authenticate)) -> Any:
-    wire = await parse(request, MessagesRequest)
-    internal = anthropic_format.to_internal(
-        wire, project_id=principal.project_for(requested_project(wire)), api_key_id=principal.key_id
-    )
-    model = await resolve_model(wire.model)
-    if model.kind == "encoder":
-        events, tally, internal = await start_extraction(
-            wire.model,
-            last_user_text(internal.messages or []),
-            wire,
-            principal,
-            model=model,
-            source="anthropic.messages",
-            store=wire.store,
-            decoder_params=explicit(wire, {"temperature", "top_p", "top_k", "stop_sequences"}),
-        )
-    else:
-        events, tally = await start_generation(internal, wire, model)
-    answer = anthropic_format.MessageAnswer(internal, wire.model)
-    if wire.stream:
-        return sse_response(answer.stream(events, tally), internal)
-    await drain(events, tally)
-    return JSONResponse(answer.response(tally), headers=headers(internal))
+async def messages(request: Request, principal: Principal = Depends(authenticate)) -> Response:
+    return await serve(request, principal, MESSAGES)
 
 
 @router.post("/v1/messages/count_tokens", summary="Count a message's input tokens")
@@ -64,11 +59,15 @@ async def count_tokens(
     request: Request, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
     wire = await parse(request, CountTokensRequest)
-    turns = anthropic_format.messages_of(
-        MessagesRequest(model=wire.model, max_tokens=1, messages=wire.messages, system=wire.system)
+    reasoning, _ = anthropic_format.thinking_of(wire)
+    probe = InferenceRequest(
+        model_id=wire.model,
+        task="generate",
+        messages=anthropic_format.messages_of(wire),
+        tools=anthropic_format.tools_of(wire),
+        reasoning=reasoning,
     )
-    probe = InferenceRequest(model_id=wire.model, task="generate", messages=turns)
-    model = await resolve_model(wire.model)
+    model = await current().gateway.resolve(wire.model)
     if model.kind == "encoder":
         raise ApiException(
             ApiError.invalid(

@@ -113,6 +113,9 @@ TASK_ALIASES = {
     **{section: task for section, task in TASK_BY_SECTION.items()},
     "generate": "generate",
     "generation": "generate",
+    "embed": "embed",
+    "embedding": "embed",
+    "embeddings": "embed",
     "ner": "extract_entities",
     "entity": "extract_entities",
     "classification": "classify_text",
@@ -175,8 +178,8 @@ def task_filter_parts(value: str) -> list[str]:
 
 
 def task_name(request: InferenceRequest) -> str:
-    if request.task == "generate":
-        return "generate"
+    if request.task in ("generate", "embed"):
+        return request.task
     schema = request.schema or {}
     return "+".join(task for section, task in TASK_BY_SECTION.items() if schema.get(section))
 
@@ -185,11 +188,15 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def cost_usd(model: ResolvedModel | None, input_tokens: int, output_tokens: int) -> float:
+def cost_usd(
+    model: ResolvedModel | None, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0
+) -> float:
+    """`input_tokens` are the uncached ones; cached reads bill at the model's cache price."""
     if model is None:
         return 0.0
     return (
         input_tokens * model.input_price_per_million
+        + cache_read_tokens * model.cache_read_price_per_million
         + output_tokens * model.output_price_per_million
     ) / 1_000_000
 
@@ -206,8 +213,17 @@ def request_input(request: InferenceRequest) -> tuple[str, dict[str, Any]]:
     `input` is the text itself for one text; JSON text for a batch (a list of strings) or a
     conversation (the messages, `[{role, content}, ...]`); a completion prompt is one string,
     so it is the prompt itself. The schema and the options (or the sampling settings) go to
-    metadata, with `input_kind` (text | texts | messages | prompt) saying how to read input.
+    metadata, with `input_kind` (text | texts | messages | prompt, and for embeddings tokens |
+    token_lists: token ids as JSON text) saying how to read input.
     """
+    if request.task == "embed":  # texts as for extraction; token ids as their JSON text
+        if request.token_ids is not None:
+            if request.batched:
+                return _dumps(request.token_ids) or "[]", {"input_kind": "token_lists"}
+            return _dumps(request.token_ids[0]) or "[]", {"input_kind": "tokens"}
+        if request.batched:
+            return _dumps(request.texts) or "[]", {"input_kind": "texts"}
+        return (request.texts[0] if request.texts else ""), {"input_kind": "text"}
     if request.task == "generate":
         details: dict[str, Any] = {"sampling": _sampling(request)}
         if request.messages is not None:
@@ -234,10 +250,12 @@ def inference_row(
     output: Any = None,
     input_tokens: int = 0,
     output_tokens: int = 0,
+    cache_read_tokens: int = 0,
     error: ApiError | None = None,
     latency_ms: float = 0.0,
 ) -> dict[str, Any]:
-    """The history row. Only called when `store` is true: it holds the payload."""
+    """The history row. Only called when `store` is true: it holds the payload.
+    `input_tokens` are the uncached ones (prompt-caching.mdx: the four counts add up)."""
     text, details = request_input(request)
     return {
         "id": request.inference_id,
@@ -249,10 +267,10 @@ def inference_row(
         "input": text,
         "output": _dumps(output),
         "latency_ms": round(latency_ms),
-        "tokens": input_tokens + output_tokens,
+        "tokens": input_tokens + output_tokens + cache_read_tokens,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_read_tokens": 0,
+        "cache_read_tokens": cache_read_tokens,
         "cache_write_tokens": 0,
         "source": "api",
         "format": request.source,
@@ -266,7 +284,7 @@ def inference_row(
         "base_model": model.model_id if model else None,
         "metadata": _dumps(
             {
-                "texts": len(request.texts),
+                "texts": len(request.texts) or len(request.token_ids or ()),
                 "stream": request.stream,
                 "model_used": model.model_key if model else None,
                 "format": request.source,
@@ -283,6 +301,7 @@ def billing_row(
     model: ResolvedModel | None,
     input_tokens: int,
     output_tokens: int = 0,
+    cache_read_tokens: int = 0,
     failed: bool = False,
 ) -> dict[str, Any]:
     """The billing event: counts and ids only, never the payload, so `store: false` keeps it."""
@@ -295,9 +314,9 @@ def billing_row(
         "training_job_id": model.training_job_id if model else None,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_read_tokens": 0,
+        "cache_read_tokens": cache_read_tokens,
         "cache_write_tokens": 0,
-        "cost_usd": cost_usd(model, input_tokens, output_tokens),
+        "cost_usd": cost_usd(model, input_tokens, output_tokens, cache_read_tokens),
         "status": "failed" if failed else "success",
         "created_at": created_at,
     }

@@ -10,8 +10,26 @@ from contextlib import aclosing
 from typing import Any
 
 from app.generation import GenerationTally
-from app.protocol import ApiError, ChoiceFinished, InferenceRequest, SamplingOptions, TokenDelta
-from app.wire.anthropic_wire import MessagesRequest, join_blocks
+from app.protocol import (
+    ApiError,
+    ChoiceFinished,
+    InferenceRequest,
+    ReasoningDelta,
+    SamplingOptions,
+    TokenDelta,
+    ToolCallDelta,
+    ToolSpec,
+    ToolUse,
+)
+from app.translators.tools import arguments_object, tool_use
+from app.wire.anthropic_wire import (
+    CountTokensRequest,
+    Message,
+    MessagesRequest,
+    ToolResultBlock,
+    ToolUseBlock,
+    join_blocks,
+)
 
 _TYPES = {
     400: "invalid_request_error",
@@ -33,16 +51,68 @@ def to_error(error: ApiError) -> tuple[int, dict[str, Any]]:
     return status, {"type": "error", "error": {"type": error_type, "message": error.message}}
 
 
-def messages_of(wire: MessagesRequest) -> list[dict[str, str]]:
-    turns = [{"role": m.role, "content": join_blocks(m.content)} for m in wire.messages]
+def _turns(message: Message) -> list[dict[str, Any]]:
+    """One Anthropic message as canonical turns: a user message's tool results become tool
+    turns (they come first, as Anthropic requires), an assistant's tool_use blocks its calls."""
+    if isinstance(message.content, str):
+        return [{"role": message.role, "content": message.content}]
+    turns: list[dict[str, Any]] = []
+    for block in message.content:
+        if isinstance(block, ToolResultBlock):
+            result = join_blocks(block.content)
+            turns.append({"role": "tool", "content": result, "tool_call_id": block.tool_use_id})
+    text = join_blocks(message.content)
+    calls = [
+        {
+            "id": block.id,
+            "type": "function",
+            "function": {"name": block.name, "arguments": json.dumps(block.input)},
+        }
+        for block in message.content
+        if isinstance(block, ToolUseBlock)
+    ]
+    if message.role == "assistant":
+        turn: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            turn["tool_calls"] = calls
+        turns.append(turn)
+    elif text or not turns:
+        turns.append({"role": "user", "content": text})
+    return turns
+
+
+def messages_of(wire: MessagesRequest | CountTokensRequest) -> list[dict[str, Any]]:
+    turns = [turn for message in wire.messages for turn in _turns(message)]
     if wire.system:
         turns.insert(0, {"role": "system", "content": join_blocks(wire.system)})
     return turns
 
 
+_CHOICES = {"auto": "auto", "any": "required", "tool": "named", "none": "none"}
+
+
+def tools_of(wire: MessagesRequest | CountTokensRequest) -> ToolUse | None:
+    specs = [ToolSpec(t.name, t.description, t.input_schema) for t in wire.tools or []]
+    choice = wire.tool_choice
+    if choice is None:
+        return tool_use(specs, None)
+    parallel = (
+        None if choice.disable_parallel_tool_use is None else not choice.disable_parallel_tool_use
+    )
+    return tool_use(specs, _CHOICES[choice.type], name=choice.name, parallel=parallel)
+
+
+def thinking_of(wire: MessagesRequest | CountTokensRequest) -> tuple[bool, bool]:
+    """(think, show the thinking): as Anthropic, only when asked."""
+    if wire.thinking is None:
+        return False, True
+    return wire.thinking.type != "disabled", wire.thinking.display != "omitted"
+
+
 def to_internal(
     wire: MessagesRequest, *, project_id: str | None, api_key_id: str | None
 ) -> InferenceRequest:
+    reasoning, show_reasoning = thinking_of(wire)
     return InferenceRequest(
         model_id=wire.model,
         task="generate",
@@ -54,6 +124,9 @@ def to_internal(
             top_k=wire.top_k,
             stop=tuple(wire.stop_sequences or ()),
         ),
+        tools=tools_of(wire),
+        reasoning=reasoning,
+        show_reasoning=show_reasoning,
         stream=wire.stream,
         store=wire.store,
         project_id=project_id or wire.project_id,
@@ -63,6 +136,8 @@ def to_internal(
 
 
 def stop_reason(finished: ChoiceFinished | None) -> tuple[str, str | None]:
+    if finished is not None and finished.finish_reason == "tool_calls":
+        return "tool_use", None
     if finished is None or finished.finish_reason == "length":
         return ("max_tokens", None) if finished else ("end_turn", None)
     if finished.stop_sequence:
@@ -76,18 +151,46 @@ def _frame(kind: str, payload: dict[str, Any] | None = None, **fields: Any) -> b
 
 
 class MessageAnswer:
+    """The message, and its event stream. Content blocks come in the order the model made
+    them: thinking, text, tool_use; the stream opens each block when its first piece arrives
+    and closes it when the next kind begins."""
+
     def __init__(self, request: InferenceRequest, model: str) -> None:
         self.request = request
         self.model = model
         self.id = "msg_" + uuid.UUID(request.inference_id).hex
 
     def _usage(self, tally: GenerationTally) -> dict[str, int]:
+        """Anthropic's split: input_tokens are the prompt tokens not read from the cache.
+        vLLM caches every prompt automatically and reports reads only, so creation is 0
+        (writes bill at the input rate, prompt-caching.mdx)."""
         return {
-            "input_tokens": tally.prompt_tokens,
+            "input_tokens": tally.uncached_tokens,
             "output_tokens": tally.completion_tokens,
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": tally.cached_tokens,
         }
+
+    def _block(self, tally: GenerationTally, key: tuple[str, int], done: bool) -> dict[str, Any]:
+        kind, n = key
+        if kind == "thinking":
+            thinking = tally.reasoning_text(0) or "" if done else ""
+            return {"type": "thinking", "thinking": thinking, "signature": ""}
+        if kind == "text":
+            return {"type": "text", "text": tally.text(0) if done else ""}
+        call = tally.tool_calls(0)[n]
+        arguments = arguments_object(call.arguments) if done else {}
+        return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
+
+    def _keys(self, tally: GenerationTally) -> list[tuple[str, int]]:
+        keys: list[tuple[str, int]] = []
+        if self.request.show_reasoning and tally.reasoning_text(0):
+            keys.append(("thinking", 0))
+        calls = tally.tool_calls(0)
+        if tally.text(0) or not calls:
+            keys.append(("text", 0))
+        keys.extend(("tool_use", n) for n in range(len(calls)))
+        return keys
 
     def response(self, tally: GenerationTally) -> dict[str, Any]:
         reason, sequence = stop_reason(tally.finish.get(0))
@@ -96,12 +199,23 @@ class MessageAnswer:
             "type": "message",
             "role": "assistant",
             "model": self.model,
-            "content": [{"type": "text", "text": tally.text(0)}],
+            "content": [self._block(tally, key, True) for key in self._keys(tally)],
             "stop_reason": reason,
             "stop_sequence": sequence,
             "usage": self._usage(tally),
             "x_pioneer": {"inference_id": self.request.inference_id},
         }
+
+    @staticmethod
+    def _key_of(event: Any) -> tuple[tuple[str, int], dict[str, Any] | None] | None:
+        if isinstance(event, TokenDelta) and event.index == 0 and event.text:
+            return ("text", 0), {"type": "text_delta", "text": event.text}
+        if isinstance(event, ReasoningDelta) and event.index == 0 and event.text:
+            return ("thinking", 0), {"type": "thinking_delta", "thinking": event.text}
+        if isinstance(event, ToolCallDelta) and event.index == 0:
+            delta = {"type": "input_json_delta", "partial_json": event.arguments}
+            return ("tool_use", event.call), delta if event.arguments else None
+        return None
 
     async def stream(
         self, events: AsyncIterator[Any], tally: GenerationTally
@@ -109,24 +223,37 @@ class MessageAnswer:
         start = self.response(tally) | {"content": [], "stop_reason": None, "stop_sequence": None}
         start["usage"] = self._usage(tally) | {"output_tokens": 0}
         yield _frame("message_start", {"type": "message_start", "message": start})
-        block = {"type": "text", "text": ""}
-        yield _frame(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": block},
-        )
-        yield _frame("ping", {"type": "ping"})
+        opened: list[tuple[str, int]] = []
+
+        def open_block(key: tuple[str, int]) -> list[bytes]:
+            frames = []
+            if opened:
+                frames.append(_frame("content_block_stop", index=len(opened) - 1))
+            opened.append(key)
+            block = self._block(tally, key, False)
+            frames.append(_frame("content_block_start", index=len(opened) - 1, content_block=block))
+            if len(opened) == 1:
+                frames.append(_frame("ping"))
+            return frames
+
         async with aclosing(events) as source:  # closing us closes the source
             async for event in source:
-                if isinstance(event, TokenDelta) and event.index == 0 and event.text:
-                    delta = {"type": "text_delta", "text": event.text}
-                    yield _frame(
-                        "content_block_delta",
-                        {"type": "content_block_delta", "index": 0, "delta": delta},
-                    )
-                elif isinstance(event, ApiError):
+                if isinstance(event, ApiError):
                     yield _frame("error", to_error(event)[1])
                     return
-        yield _frame("content_block_stop", {"type": "content_block_stop", "index": 0})
+                found = self._key_of(event)
+                if found is None:
+                    continue
+                key, delta = found
+                if not opened or opened[-1] != key:
+                    for frame in open_block(key):
+                        yield frame
+                if delta is not None:
+                    yield _frame("content_block_delta", index=len(opened) - 1, delta=delta)
+        if not opened:  # an empty answer is still one (empty) text block
+            for frame in open_block(("text", 0)):
+                yield frame
+        yield _frame("content_block_stop", index=len(opened) - 1)
         reason, sequence = stop_reason(tally.finish.get(0))
         yield _frame(
             "message_delta",

@@ -13,22 +13,26 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app.generation import GenerationTally
 from app.protocol import (
     ApiError,
     ApiException,
     ChoiceFinished,
+    ExtractOptions,
     GenerationStarted,
     InferenceRequest,
     InferenceResult,
     TokenDelta,
     quoted,
 )
-from app.translators import native
+from app.translators.schema import to_gliner2_schema
 from app.translators.validation import summarize
 from app.wire.encoder_fields import EncoderFields
+from app.wire.native import SchemaInput
+
+_SCHEMA: TypeAdapter[Any] = TypeAdapter(SchemaInput)
 
 STRUCTURE = "response"  # the structure name a response_format schema becomes
 
@@ -93,22 +97,34 @@ def to_extraction(
         schema = fields.schema_
     if not texts or not all(text.strip() for text in texts):
         raise ApiException(ApiError.invalid("there is no user text to extract from", "messages"))
-    text: str | list[str] = texts if batched else texts[0]
-    body: dict[str, Any] = {"model_id": model_id, "text": text, "schema": schema}
-    for name in ("threshold", "include_confidence", "include_spans"):
-        if getattr(fields, name) is not None:
-            body[name] = getattr(fields, name)
-    if json_schema is not None:  # plain values: the object must validate against the schema
-        body |= {"include_confidence": False, "include_spans": False}
+    if len(texts) > max_texts:
+        message = f"{len(texts)} texts; at most {max_texts} per request"
+        raise ApiException(ApiError.invalid(message, "prompt", status=400))
     try:
-        wire = native.parse_request(body)
+        validated = _SCHEMA.validate_python(schema)
     except ValidationError as exc:
-        message = summarize(exc.errors(include_input=False))
-        raise ApiException(ApiError.invalid(message, "schema", status=400)) from None
-    request = native.to_internal(
-        wire, project_id=project_id, api_key_id=api_key_id, max_texts=max_texts
+        errors = [
+            e | {"loc": ("schema", *e.get("loc", ()))} for e in exc.errors(include_input=False)
+        ]
+        raise ApiException(ApiError.invalid(summarize(errors), "schema", status=400)) from None
+    plain = json_schema is not None  # plain values: the object must validate against the schema
+    options = ExtractOptions(
+        threshold=0.5 if fields.threshold is None else fields.threshold,
+        include_confidence=not plain and fields.include_confidence is not False,
+        include_spans=not plain and fields.include_spans is not False,
     )
-    request.source, request.store = source, store
+    request = InferenceRequest(
+        model_id=model_id,
+        task="extract",
+        texts=texts,
+        batched=batched,
+        schema=to_gliner2_schema(validated),
+        options=options,
+        store=store,
+        project_id=project_id,
+        api_key_id=api_key_id,
+        source=source,
+    )
     return request, shaper
 
 

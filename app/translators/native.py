@@ -118,10 +118,12 @@ def generate_to_internal(
     return InferenceRequest(
         model_id=wire.model_id,
         task="generate",
-        messages=[m.model_dump() for m in wire.messages],
+        messages=[{"role": m.role, "content": m.text()} for m in wire.messages],
         sampling=SamplingOptions(
             max_tokens=wire.max_tokens, temperature=wire.temperature, top_p=wire.top_p, stop=stop
         ),
+        reasoning=wire.reasoning is not None and wire.reasoning.wanted(),
+        show_reasoning=wire.include_reasoning_trace,
         store=wire.store,
         project_id=project_id or wire.project_id,
         api_key_id=api_key_id,
@@ -132,16 +134,23 @@ def generate_to_internal(
 def generate_to_response(
     request: InferenceRequest, tally: GenerationTally, latency_ms: float
 ) -> dict[str, Any]:
-    return {
+    """Pioneer's token usage splits the input by cache status (prompt-caching.mdx):
+    prompt_tokens are the uncached ones, and total_tokens sums the four counts."""
+    body = {
         "type": "decoder",
         "inference_id": request.inference_id,
         "completion": tally.text(0),
         "model_id": request.model_id,
         "latency_ms": round(latency_ms, 3),
         "usage": {
-            "prompt_tokens": tally.prompt_tokens,
+            "prompt_tokens": tally.uncached_tokens,
+            "cache_read_tokens": tally.cached_tokens,
+            "cache_write_tokens": 0,
             "completion_tokens": tally.completion_tokens,
             "total_tokens": tally.prompt_tokens + tally.completion_tokens,
         },
         "finish_reason": tally.finish_reason(0),
     }
+    if request.reasoning and request.show_reasoning:  # include_reasoning_trace
+        body["reasoning_trace"] = tally.reasoning_text(0) or ""
+    return body

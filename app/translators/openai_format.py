@@ -14,12 +14,19 @@ from app.protocol import (
     ApiError,
     ChoiceFinished,
     InferenceRequest,
+    ReasoningDelta,
     SamplingOptions,
     TokenDelta,
+    ToolCallDelta,
+    ToolSpec,
+    ToolUse,
 )
+from app.translators.tools import tool_use
 from app.wire.openai_wire import (
     ChatCompletionRequest,
+    ChatMessage,
     CompletionRequest,
+    NamedToolChoice,
     SamplingFields,
     join_parts,
 )
@@ -55,11 +62,14 @@ DONE = sse("[DONE]")
 
 
 def usage(tally: GenerationTally) -> dict[str, Any]:
+    """OpenAI's usage: prompt_tokens counts the whole prompt, cached_tokens the part of it
+    read from the prefix cache (vLLM's own count); reasoning tokens are completion tokens."""
     return {
         "prompt_tokens": tally.prompt_tokens,
         "completion_tokens": tally.completion_tokens,
         "total_tokens": tally.prompt_tokens + tally.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": tally.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": tally.reasoning_tokens},
     }
 
 
@@ -83,14 +93,45 @@ def _shared_sampling(wire: SamplingFields) -> dict[str, Any]:
     }
 
 
+def chat_message(message: ChatMessage) -> dict[str, Any]:
+    """One turn in the canonical (chat-template) form."""
+    turn: dict[str, Any] = {
+        "role": "system" if message.role == "developer" else message.role,
+        "content": join_parts(message.content),
+    }
+    if message.tool_calls:
+        turn["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        turn["tool_call_id"] = message.tool_call_id
+    return turn
+
+
+def chat_tools(wire: ChatCompletionRequest) -> ToolUse | None:
+    specs = [
+        ToolSpec(t.function.name, t.function.description, t.function.parameters)
+        for t in wire.tools or []
+    ]
+    choice = wire.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        return tool_use(
+            specs, "named", name=choice.function.name, parallel=wire.parallel_tool_calls
+        )
+    return tool_use(specs, choice, parallel=wire.parallel_tool_calls)
+
+
+def chat_reasoning(wire: ChatCompletionRequest) -> tuple[bool, bool]:
+    """(think, show the thinking): off unless asked, as Pioneer does."""
+    if wire.reasoning is not None:
+        return wire.reasoning.wanted(), wire.reasoning.shown()
+    return wire.reasoning_effort not in (None, "none"), True
+
+
 def chat_to_internal(
     wire: ChatCompletionRequest, *, project_id: str | None, api_key_id: str | None
 ) -> InferenceRequest:
     response_format = wire.response_format
-    messages = [
-        {"role": "system" if m.role == "developer" else m.role, "content": join_parts(m.content)}
-        for m in wire.messages
-    ]
+    messages = [chat_message(m) for m in wire.messages]
+    reasoning, show_reasoning = chat_reasoning(wire)
     return InferenceRequest(
         model_id=wire.model,
         task="generate",
@@ -104,6 +145,9 @@ def chat_to_internal(
             else None,
             json_object=bool(response_format and response_format.type == "json_object"),
         ),
+        tools=chat_tools(wire),
+        reasoning=reasoning,
+        show_reasoning=show_reasoning,
         stream=wire.stream,
         store=wire.store,
         project_id=project_id or wire.project_id,
@@ -184,7 +228,7 @@ class ChatAnswer:
             "choices": [
                 {
                     "index": i,
-                    "message": {"role": "assistant", "content": tally.text(i), "refusal": None},
+                    "message": self._message(tally, i),
                     "logprobs": _chat_logprobs(self.logprobs.get(i, []))
                     if wants_logprobs
                     else None,
@@ -195,6 +239,44 @@ class ChatAnswer:
             "usage": usage(tally),
             "x_pioneer": pioneer(self.request),
         }
+
+    def _message(self, tally: GenerationTally, index: int) -> dict[str, Any]:
+        calls = tally.tool_calls(index)
+        text = tally.text(index)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if calls and not text else text,  # as OpenAI, for a pure call
+            "refusal": None,
+        }
+        reasoning = tally.reasoning_text(index)
+        if reasoning is not None and self.request.show_reasoning:
+            message["reasoning_content"] = reasoning
+        if calls:
+            message["tool_calls"] = [call.as_message() for call in calls]
+        return message
+
+    def _delta(self, event: Any) -> dict[str, Any] | None:
+        """A chunk's choice for one engine event; None for nothing to send."""
+        if isinstance(event, TokenDelta):
+            if not event.text and event.logprobs is None:
+                return None
+            delta: dict[str, Any] = {"content": event.text}
+            logprobs = _chat_logprobs(event.logprobs)
+        elif isinstance(event, ReasoningDelta):
+            if not event.text:
+                return None
+            delta, logprobs = {"reasoning_content": event.text}, None
+        elif isinstance(event, ToolCallDelta):
+            call: dict[str, Any] = {"index": event.call}
+            if event.id is not None:  # the first piece: OpenAI sends id, type and name once
+                call |= {"id": event.id, "type": "function"}
+                call["function"] = {"name": event.name, "arguments": event.arguments}
+            else:
+                call["function"] = {"arguments": event.arguments}
+            delta, logprobs = {"tool_calls": [call]}, None
+        else:
+            return None
+        return {"index": event.index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         base = {
@@ -219,13 +301,8 @@ class ChatAnswer:
             )
         async with aclosing(events) as source:  # closing us closes the source
             async for event in source:
-                if isinstance(event, TokenDelta):
-                    choice = {
-                        "index": event.index,
-                        "delta": {"content": event.text},
-                        "logprobs": _chat_logprobs(event.logprobs),
-                        "finish_reason": None,
-                    }
+                choice = self._delta(event)
+                if choice is not None:
                     yield self._chunk([choice])
                 elif isinstance(event, ChoiceFinished):
                     choice = {"index": event.index, "delta": {}, "logprobs": None}
@@ -261,17 +338,26 @@ def _completion_logprobs(entries: list[dict[str, Any]] | None, offset: int) -> d
 class CompletionAnswer:
     """Builds a text_completion (or its chunks) for one or more prompts."""
 
-    def __init__(self, requests: list[InferenceRequest], model: str) -> None:
+    def __init__(
+        self, requests: list[InferenceRequest], model: str, include_usage: bool = False
+    ) -> None:
         self.requests = requests
         self.model = model
+        self.include_usage = include_usage
         self.id = f"cmpl-{requests[0].inference_id}"
         self.created = int(time.time())
         self._echoed: set[tuple[int, int]] = set()  # (prompt, choice) whose echo was sent
+        self.logprobs: list[dict[int, list[dict[str, Any]]]] = [{} for _ in requests]
+
+    def keep(self, position: int, event: Any) -> None:
+        if isinstance(event, TokenDelta) and event.logprobs is not None:
+            self.logprobs[position].setdefault(event.index, []).extend(event.logprobs)
 
     def _echo(self, request: InferenceRequest, tally: GenerationTally) -> str:
         return tally.prompt if request.sampling.echo else ""
 
-    def response(self, tallies: list[GenerationTally], logprobs: list[dict]) -> dict[str, Any]:
+    def response(self, tallies: list[GenerationTally]) -> dict[str, Any]:
+        logprobs = self.logprobs
         choices = []
         for p, (request, tally) in enumerate(zip(self.requests, tallies, strict=True)):
             n = request.sampling.n
@@ -288,6 +374,7 @@ class CompletionAnswer:
                 )
         total = GenerationTally(
             prompt_tokens=sum(t.prompt_tokens for t in tallies),
+            cached_tokens=sum(t.cached_tokens for t in tallies),
             tokens={i: t.completion_tokens for i, t in enumerate(tallies)},
         )
         return {
@@ -300,6 +387,28 @@ class CompletionAnswer:
             "x_pioneer": pioneer(self.requests[0])
             | {"inference_ids": [r.inference_id for r in self.requests]},
         }
+
+    async def stream(self, runs: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+        """Each prompt's generation in turn (its choices numbered after the earlier ones)."""
+        tallies = []
+        async for run in runs:
+            async with aclosing(run.events) as source:  # closing us closes the source
+                async for event in source:
+                    if isinstance(event, ApiError):
+                        yield sse(to_error(event)[1])
+                        yield DONE
+                        return
+                    if isinstance(event, (TokenDelta, ChoiceFinished)):
+                        yield self.delta_chunk(run.position, run.request, event, run.tally)
+            tallies.append(run.tally)
+        if self.include_usage:  # the choice-less usage chunk only when asked, as OpenAI does
+            total = GenerationTally(
+                prompt_tokens=sum(t.prompt_tokens for t in tallies),
+                cached_tokens=sum(t.cached_tokens for t in tallies),
+                tokens={i: t.completion_tokens for i, t in enumerate(tallies)},
+            )
+            yield self.chunk([], usage=usage(total), x_pioneer=pioneer(self.requests[0]))
+        yield DONE
 
     def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         base = {

@@ -14,11 +14,23 @@ from app.protocol import (
     ApiError,
     ApiException,
     InferenceRequest,
+    ReasoningDelta,
     SamplingOptions,
     TokenDelta,
+    ToolCallDelta,
+    ToolSpec,
+    ToolUse,
     quoted,
 )
-from app.wire.openai_wire import ResponsesRequest, join_parts
+from app.translators.tools import tool_use
+from app.wire.openai_wire import (
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    ResponseInputItem,
+    ResponsesNamedChoice,
+    ResponsesRequest,
+    join_parts,
+)
 
 
 def response_id(inference_id: str) -> str:
@@ -38,6 +50,55 @@ def inference_id_of(previous_response_id: str) -> str:
         ) from None
 
 
+def _earlier_turns(previous: dict[str, Any]) -> list[dict[str, Any]]:
+    """A previous response's conversation and its answer (text and tool calls), without its
+    instructions: those are not carried over (as OpenAI does). History keeps a conversation's
+    turns as JSON text (InferenceRecord.input)."""
+    kept_as = (previous.get("metadata") or {}).get("input_kind")
+    earlier = json.loads(previous["input"]) if kept_as == "messages" else []
+    turns = [m for m in earlier if m["role"] != "system"]
+    output = previous.get("output") or {}
+    answer: dict[str, Any] = {"role": "assistant", "content": output.get("text", "")}
+    if output.get("tool_calls"):
+        answer["tool_calls"] = output["tool_calls"]
+    turns.append(answer)
+    return turns
+
+
+def _input_turns(items: list[Any]) -> list[dict[str, Any]]:
+    """Input items as chat turns: consecutive function calls join one assistant turn, as a
+    model that called several tools at once produced them."""
+    turns: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, FunctionCallItem):
+            call = {
+                "id": item.call_id,
+                "type": "function",
+                "function": {"name": item.name, "arguments": item.arguments},
+            }
+            last = turns[-1] if turns else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            else:
+                turns.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        elif isinstance(item, FunctionCallOutputItem):
+            output = item.output if isinstance(item.output, str) else join_parts(item.output)
+            turns.append({"role": "tool", "content": output, "tool_call_id": item.call_id})
+        elif isinstance(item, ResponseInputItem):
+            role = "system" if item.role == "developer" else item.role
+            turns.append({"role": role, "content": join_parts(item.content)})
+        # reasoning items: an earlier answer's thinking is not fed back (see ReasoningItem)
+    return turns
+
+
+def _tools(wire: ResponsesRequest) -> ToolUse | None:
+    specs = [ToolSpec(t.name, t.description, t.parameters) for t in wire.tools or []]
+    choice = wire.tool_choice
+    if isinstance(choice, ResponsesNamedChoice):
+        return tool_use(specs, "named", name=choice.name, parallel=wire.parallel_tool_calls)
+    return tool_use(specs, choice, parallel=wire.parallel_tool_calls)
+
+
 def to_internal(
     wire: ResponsesRequest,
     previous: dict[str, Any] | None,
@@ -45,24 +106,14 @@ def to_internal(
     project_id: str | None,
     api_key_id: str | None,
 ) -> InferenceRequest:
-    messages: list[dict[str, str]] = []
-    if previous is not None:
-        # Instructions are not carried over from a previous response (as OpenAI does).
-        # History keeps a conversation's turns as JSON text (InferenceRecord.input).
-        kept_as = (previous.get("metadata") or {}).get("input_kind")
-        earlier = json.loads(previous["input"]) if kept_as == "messages" else []
-        messages = [m for m in earlier if m["role"] != "system"]
-        messages.append(
-            {"role": "assistant", "content": (previous["output"] or {}).get("text", "")}
-        )
+    messages: list[dict[str, Any]] = _earlier_turns(previous) if previous is not None else []
     if wire.instructions:
         messages.insert(0, {"role": "system", "content": wire.instructions})
     if isinstance(wire.input, str):
         messages.append({"role": "user", "content": wire.input})
     else:
-        for item in wire.input:
-            role = "system" if item.role == "developer" else item.role
-            messages.append({"role": role, "content": join_parts(item.content)})
+        messages.extend(_input_turns(wire.input))
+    effort = wire.reasoning.effort if wire.reasoning else None
     return InferenceRequest(
         model_id=wire.model,
         task="generate",
@@ -70,6 +121,8 @@ def to_internal(
         sampling=SamplingOptions(
             max_tokens=wire.max_output_tokens, temperature=wire.temperature, top_p=wire.top_p
         ),
+        tools=_tools(wire),
+        reasoning=effort not in (None, "none"),
         stream=wire.stream,
         store=wire.store,
         project_id=project_id or wire.project_id,
@@ -79,13 +132,21 @@ def to_internal(
 
 
 class ResponsesAnswer:
+    """The response object, and its event stream. Output items come in the order the model
+    made them: its reasoning, its message, its function calls; the stream opens each item
+    when its first piece arrives and closes it when the next kind begins."""
+
     def __init__(self, request: InferenceRequest, wire: ResponsesRequest) -> None:
         self.request = request
         self.wire = wire
         self.id = response_id(request.inference_id)
-        self.message_id = "msg_" + uuid.UUID(request.inference_id).hex
+        hex_id = uuid.UUID(request.inference_id).hex
+        self.message_id = "msg_" + hex_id
+        self.reasoning_id = "rs_" + hex_id
         self.created = int(time.time())
         self.sequence = 0
+
+    # ---- items -------------------------------------------------------------------------
 
     def _message(self, text: str, status: str) -> dict[str, Any]:
         return {
@@ -96,16 +157,66 @@ class ResponsesAnswer:
             "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
         }
 
-    def response(self, tally: GenerationTally | None, status: str) -> dict[str, Any]:
+    def _reasoning(self, text: str, status: str) -> dict[str, Any]:
+        return {
+            "type": "reasoning",
+            "id": self.reasoning_id,
+            "summary": [],
+            "content": [{"type": "reasoning_text", "text": text}] if text else [],
+            "status": status,
+        }
+
+    def _call(self, tally: GenerationTally, n: int, status: str) -> dict[str, Any]:
+        call = tally.tool_calls(0)[n]
+        return {
+            "type": "function_call",
+            "id": f"fc_{self.message_id[4:]}_{n}",
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": call.arguments if status == "completed" else "",
+            "status": status,
+        }
+
+    def _item(self, tally: GenerationTally, key: tuple[str, int], status: str) -> dict[str, Any]:
+        kind, n = key
+        if kind == "reasoning":
+            return self._reasoning(tally.reasoning_text(0) or "", status)
+        if kind == "message":
+            return self._message(tally.text(0), status)
+        return self._call(tally, n, status)
+
+    def _keys(self, tally: GenerationTally) -> list[tuple[str, int]]:
+        keys: list[tuple[str, int]] = []
+        if self.request.show_reasoning and tally.reasoning_text(0):
+            keys.append(("reasoning", 0))
+        calls = tally.tool_calls(0)
+        if tally.text(0) or not calls:
+            keys.append(("message", 0))
+        keys.extend(("call", n) for n in range(len(calls)))
+        return keys
+
+    # ---- the response object -----------------------------------------------------------
+
+    def response(
+        self,
+        tally: GenerationTally | None,
+        status: str,
+        keys: list[tuple[str, int]] | None = None,
+    ) -> dict[str, Any]:
         done = tally is not None and status != "in_progress"
         incomplete = done and tally.finish_reason(0) == "length"
+        output = []
+        if done:
+            output = [self._item(tally, key, "completed") for key in keys or self._keys(tally)]
+        tools = self.wire.tools or []
+        choice = self.wire.tool_choice
         body: dict[str, Any] = {
             "id": self.id,
             "object": "response",
             "created_at": self.created,
             "status": "incomplete" if incomplete else status,
             "model": self.wire.model,
-            "output": [self._message(tally.text(0), "completed")] if done else [],
+            "output": output,
             "instructions": self.wire.instructions,
             "max_output_tokens": self.wire.max_output_tokens,
             "temperature": self.wire.temperature,
@@ -113,9 +224,14 @@ class ResponsesAnswer:
             "previous_response_id": self.wire.previous_response_id,
             "store": self.wire.store,
             "metadata": self.wire.metadata or {},
-            "parallel_tool_calls": False,
-            "tool_choice": "auto",
-            "tools": [],
+            "parallel_tool_calls": self.wire.parallel_tool_calls is not False and bool(tools),
+            "tool_choice": choice.model_dump()
+            if hasattr(choice, "model_dump")
+            else choice or "auto",
+            "tools": [t.model_dump(exclude_none=True) for t in tools],
+            "reasoning": {"effort": self.wire.reasoning.effort, "summary": None}
+            if self.wire.reasoning
+            else None,
             "text": {"format": {"type": "text"}},
             "error": None,
             "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
@@ -125,53 +241,119 @@ class ResponsesAnswer:
         if done:
             body["usage"] = {
                 "input_tokens": tally.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": tally.cached_tokens},
                 "output_tokens": tally.completion_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": tally.reasoning_tokens},
                 "total_tokens": tally.prompt_tokens + tally.completion_tokens,
             }
         return body
+
+    # ---- the stream ----------------------------------------------------------------------
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
+    def _open(self, tally: GenerationTally, key: tuple[str, int], index: int) -> list[bytes]:
+        frames = [
+            self._event(
+                "response.output_item.added",
+                output_index=index,
+                item=self._item(tally, key, "in_progress"),
+            )
+        ]
+        if key[0] == "message":
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
+            frames.append(self._event("response.content_part.added", **where, part=part))
+        return frames
+
+    def _piece(self, key: tuple[str, int], index: int, text: str) -> bytes:
+        kind, n = key
+        if kind == "reasoning":
+            where = {"item_id": self.reasoning_id, "output_index": index, "content_index": 0}
+            return self._event("response.reasoning_text.delta", **where, delta=text)
+        if kind == "message":
+            where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
+            return self._event("response.output_text.delta", **where, delta=text, logprobs=[])
+        item_id = f"fc_{self.message_id[4:]}_{n}"
+        return self._event(
+            "response.function_call_arguments.delta",
+            item_id=item_id,
+            output_index=index,
+            delta=text,
+        )
+
+    def _close(self, tally: GenerationTally, key: tuple[str, int], index: int) -> list[bytes]:
+        kind, n = key
+        item = self._item(tally, key, "completed")
+        frames = []
+        if kind == "reasoning":
+            where = {"item_id": self.reasoning_id, "output_index": index, "content_index": 0}
+            text = tally.reasoning_text(0) or ""
+            frames.append(self._event("response.reasoning_text.done", **where, text=text))
+        elif kind == "message":
+            where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
+            text = tally.text(0)
+            part = item["content"][0]
+            frames.append(self._event("response.output_text.done", **where, text=text, logprobs=[]))
+            frames.append(self._event("response.content_part.done", **where, part=part))
+        else:
+            frames.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
+        frames.append(self._event("response.output_item.done", output_index=index, item=item))
+        return frames
+
+    @staticmethod
+    def _key_of(event: Any) -> tuple[tuple[str, int], str] | None:
+        if isinstance(event, TokenDelta) and event.index == 0 and event.text:
+            return ("message", 0), event.text
+        if isinstance(event, ReasoningDelta) and event.index == 0 and event.text:
+            return ("reasoning", 0), event.text
+        if isinstance(event, ToolCallDelta) and event.index == 0:
+            return ("call", event.call), event.arguments
+        return None
+
     async def stream(
         self, events: AsyncIterator[Any], tally: GenerationTally
     ) -> AsyncIterator[bytes]:
-        where = {"item_id": self.message_id, "output_index": 0}
-        empty_part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         yield self._event("response.created", response=self.response(None, "in_progress"))
         yield self._event("response.in_progress", response=self.response(None, "in_progress"))
-        yield self._event(
-            "response.output_item.added", output_index=0, item=self._message("", "in_progress")
-        )
-        yield self._event("response.content_part.added", **where, content_index=0, part=empty_part)
+        opened: list[tuple[str, int]] = []
         async with aclosing(events) as source:  # closing us closes the source
             async for event in source:
-                if isinstance(event, TokenDelta) and event.text:
-                    yield self._event(
-                        "response.output_text.delta",
-                        **where,
-                        content_index=0,
-                        delta=event.text,
-                        logprobs=[],
-                    )
-                elif isinstance(event, ApiError):
+                if isinstance(event, ApiError):
                     yield self._event(
                         "error", code=event.code, message=event.message, param=event.param
                     )
                     return
-        text = tally.text(0)
-        part = {**empty_part, "text": text}
-        yield self._event(
-            "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
-        )
-        yield self._event("response.content_part.done", **where, content_index=0, part=part)
-        yield self._event(
-            "response.output_item.done", output_index=0, item=self._message(text, "completed")
-        )
+                found = self._key_of(event)
+                if found is None:
+                    continue
+                key, text = found
+                if not opened or opened[-1] != key:
+                    if opened:
+                        for frame in self._close(tally, opened[-1], len(opened) - 1):
+                            yield frame
+                    opened.append(key)
+                    for frame in self._open(tally, key, len(opened) - 1):
+                        yield frame
+                if text:
+                    yield self._piece(key, len(opened) - 1, text)
+        if not opened:  # an empty answer is still one (empty) message
+            opened.append(("message", 0))
+            for frame in self._open(tally, opened[-1], 0):
+                yield frame
+        for frame in self._close(tally, opened[-1], len(opened) - 1):
+            yield frame
         # Always response.completed (its status says "incomplete" when cut by
         # max_output_tokens): the openai SDK's stream helper waits for that event.
-        yield self._event("response.completed", response=self.response(tally, "completed"))
+        yield self._event("response.completed", response=self.response(tally, "completed", opened))

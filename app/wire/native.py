@@ -12,7 +12,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     Field,
-    field_validator,
 )
 
 from app.wire.extraction_schema import (
@@ -23,6 +22,7 @@ from app.wire.extraction_schema import (
     reject_blank,
     reject_duplicates,
 )
+from app.wire.reasoning import ReasoningConfig
 
 __all__ = ["UNION_TAGS", "ExtractionSchema"]
 
@@ -44,7 +44,19 @@ def check_texts(text: str | list[str]) -> str | list[str]:
 
 
 Texts = Annotated[TextInput, AfterValidator(check_texts)]
-SchemaInput = by_shape(list[str], ExtractionSchema)
+
+
+def check_flat_schema(schema: ExtractionSchema | list[str]) -> ExtractionSchema | list[str]:
+    if isinstance(schema, list):
+        if not schema:
+            raise ValueError("schema is empty: give at least one entity label")
+        reject_blank(schema, "entity")
+        reject_duplicates(schema, "entity label")
+    return schema
+
+
+# The unified schema dict, or the deprecated flat label list (every door takes both).
+SchemaInput = Annotated[by_shape(list[str], ExtractionSchema), AfterValidator(check_flat_schema)]
 
 
 class EncoderInferenceRequest(WireModel):
@@ -59,20 +71,24 @@ class EncoderInferenceRequest(WireModel):
     store: bool = True
     project_id: str | None = None
 
-    @field_validator("schema_")
-    @classmethod
-    def _flat_schema(cls, schema: ExtractionSchema | list[str]) -> ExtractionSchema | list[str]:
-        if isinstance(schema, list):
-            if not schema:
-                raise ValueError("schema is empty: give at least one entity label")
-            reject_blank(schema, "entity")
-            reject_duplicates(schema, "entity label")
-        return schema
+
+class ContentBlock(WireModel):
+    """A message's content as blocks, so a block can carry a `cache_control` marker
+    (prompt-caching.mdx). vLLM caches prefixes automatically: the marker changes nothing."""
+
+    type: Literal["text"]
+    text: str
+    cache_control: dict[str, Any] | None = None
 
 
 class ChatMessage(WireModel):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: str | list[ContentBlock]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(block.text for block in self.content)
 
 
 class GenerateInferenceRequest(WireModel):
@@ -83,7 +99,7 @@ class GenerateInferenceRequest(WireModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     stop: str | list[str] | None = None
-    reasoning: dict[str, Any] | None = None
+    reasoning: ReasoningConfig | None = None
     include_reasoning_trace: bool = False
     store: bool = True
     project_id: str | None = None
