@@ -31,7 +31,7 @@ class EmbeddingGateway:
         """Run it, then record it; the client gets the vectors once the record is durable. A
         failure is recorded (and billed at zero) under the request's inference id."""
         gateway = self._gateway
-        await gateway._admit_spend(request)
+        await gateway.admit_spend(request)
         started = time.perf_counter()
         created_at = records.now()
         model: ResolvedModel | None = None
@@ -40,10 +40,10 @@ class EmbeddingGateway:
             outcome = await self._run(request, model, dimensions)
         except ApiException as exc:
             latency = (time.perf_counter() - started) * 1000
-            await gateway._record_failure(request, created_at, model, exc.error, latency)
+            await gateway.record_failure(request, created_at, model, exc.error, latency)
             raise ApiException(exc.error, request.inference_id) from exc
         latency = (time.perf_counter() - started) * 1000
-        await gateway._record(
+        await gateway.record(
             request,
             billing=records.billing_row(
                 request, created_at, model=model, input_tokens=outcome.input_tokens
@@ -81,7 +81,7 @@ class EmbeddingGateway:
             response = self._embedder.embed.remote(call)
         except Exception as exc:
             raise backend_down(EMBEDDER, exc) from exc
-        outcome = await self._gateway._call(response, EMBEDDER)
+        outcome = await self._gateway.call(response, EMBEDDER)
         if isinstance(outcome, ApiError):
             raise ApiException(outcome)
         assert isinstance(outcome, EmbeddingOutcome)

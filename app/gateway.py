@@ -100,7 +100,7 @@ class InferenceGateway:
         self._decoder_streams = {key: h.options(stream=True) for key, h in decoders.items()}
         self._records: Grouped[tuple[dict, dict | None], bool] = Grouped(self._send_records)
 
-    async def _call(self, response: Any, what: str) -> Any:
+    async def call(self, response: Any, what: str) -> Any:
         """A unary handle call: a bounded wait for a replica, then its answer. A lost or
         overloaded deployment is a 503 (ApiException); ApiErrors it returns pass through."""
         try:
@@ -127,14 +127,14 @@ class InferenceGateway:
         return await self._models.resolve(model_id)
 
     async def _ask_resolver(self, model_id: str) -> ResolvedModel | ApiError:
-        return await self._call(self._resolver.resolve.remote(model_id), "model resolver")
+        return await self.call(self._resolver.resolve.remote(model_id), "model resolver")
 
     async def extract(
         self, request: InferenceRequest, model: ResolvedModel | None = None
     ) -> InferenceResult:
         """Run it, then record it; the client gets its result once the record is durable.
         `model` skips the resolver hop when the caller has resolved it already."""
-        await self._admit_spend(request)
+        await self.admit_spend(request)
         started = time.perf_counter()
         created_at = records.now()
         try:
@@ -142,10 +142,10 @@ class InferenceGateway:
             result = await self._extract(request, model, started)
         except ApiException as exc:
             latency = (time.perf_counter() - started) * 1000
-            await self._record_failure(request, created_at, model, exc.error, latency)
+            await self.record_failure(request, created_at, model, exc.error, latency)
             # A new exception: a grouped call's failure is one object shared by its callers.
             raise ApiException(exc.error, request.inference_id) from exc
-        await self._record(
+        await self.record(
             request,
             billing=records.billing_row(
                 request, created_at, model=model, input_tokens=result.input_tokens
@@ -161,7 +161,7 @@ class InferenceGateway:
         )
         return result
 
-    async def _record(
+    async def record(
         self, request: InferenceRequest, billing: dict[str, Any], history: dict[str, Any]
     ) -> None:
         """Durable when it returns. Shielded: a caller that goes away (a client hang-up
@@ -187,7 +187,7 @@ class InferenceGateway:
         if not kept:  # billed, but the history row was refused: do not pretend it was stored
             raise _unrecorded(request)
 
-    async def _admit_spend(self, request: InferenceRequest) -> None:
+    async def admit_spend(self, request: InferenceRequest) -> None:
         """A project whose credit budget is spent is refused (402/403) before anything runs,
         and nothing is recorded: no inference happened."""
         if self._admissions is not None:
@@ -199,7 +199,7 @@ class InferenceGateway:
         encoder = self._encoder.options(multiplexed_model_id=model.model_key)
 
         async def send(calls: list[ExtractionCall]) -> list[ExtractionOutcome | ApiError]:
-            return await self._call(encoder.extract_many.remote(calls), "encoder deployment")
+            return await self.call(encoder.extract_many.remote(calls), "encoder deployment")
 
         return Grouped(
             send,
@@ -211,9 +211,9 @@ class InferenceGateway:
 
     async def _send_records(self, entries: list[tuple[dict, dict | None]]) -> list[bool]:
         """One Recorder call for the records of concurrent requests (app/grouping.py)."""
-        return await self._call(self._recorder.record_many.remote(entries), "history store")
+        return await self.call(self._recorder.record_many.remote(entries), "history store")
 
-    async def _record_failure(
+    async def record_failure(
         self,
         request: InferenceRequest,
         created_at: Any,
@@ -222,7 +222,7 @@ class InferenceGateway:
         latency_ms: float,
     ) -> None:
         try:
-            await self._record(
+            await self.record(
                 request,
                 billing=records.billing_row(
                     request, created_at, model=model, input_tokens=0, failed=True
@@ -265,7 +265,7 @@ class InferenceGateway:
         """Engine events as they come. The first is GenerationStarted or an ApiException is
         raised (so a caller can still answer with a plain error); after that, errors arrive
         as ApiError events. Recorded and billed when the stream ends, however it ends."""
-        await self._admit_spend(request)
+        await self.admit_spend(request)
         started = time.perf_counter()
         created_at = records.now()
         handle_stream: Any = None
@@ -278,22 +278,22 @@ class InferenceGateway:
         except asyncio.CancelledError:  # the client left while the request queued or prefilled
             if handle_stream is not None:
                 handle_stream.cancel()
-            await self._record_failure(request, created_at, model, DISCONNECTED, 0.0)
+            await self.record_failure(request, created_at, model, DISCONNECTED, 0.0)
             raise
         except ApiException as exc:
-            await self._record_failure(request, created_at, model, exc.error, 0.0)
+            await self.record_failure(request, created_at, model, exc.error, 0.0)
             raise ApiException(exc.error, request.inference_id) from exc
         except StopAsyncIteration:
             error = ApiError.internal("the decoder returned nothing")
-            await self._record_failure(request, created_at, model, error, 0.0)
+            await self.record_failure(request, created_at, model, error, 0.0)
             raise ApiException(error, request.inference_id) from None
         except Exception as exc:  # the deployment itself failed (overloaded, died)
             failure = backend_down("decoder deployment", exc, self._limits.retry_after_s)
-            await self._record_failure(request, created_at, model, failure.error, 0.0)
+            await self.record_failure(request, created_at, model, failure.error, 0.0)
             raise ApiException(failure.error, request.inference_id) from exc
         if isinstance(first, ApiError):
             handle_stream.cancel()
-            await self._record_failure(request, created_at, model, first, 0.0)
+            await self.record_failure(request, created_at, model, first, 0.0)
             raise ApiException(first, request.inference_id)
         tally.add(first)
         ended = False
@@ -358,7 +358,7 @@ class InferenceGateway:
         started: float,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
-        await self._record(
+        await self.record(
             request,
             billing=records.billing_row(
                 request,
@@ -389,7 +389,7 @@ class InferenceGateway:
             raise ApiException(
                 ApiError.invalid(f"{quoted(request.model_id)} is not a decoder here.", "model", 400)
             )
-        counted = await self._call(
+        counted = await self.call(
             handle.count_tokens.remote(
                 request.prompt, request.messages, request.tools, request.reasoning
             ),
@@ -400,10 +400,10 @@ class InferenceGateway:
         return model, counted
 
     async def list_models(self, include_jobs: bool) -> list[dict[str, Any]]:
-        return await self._call(self._resolver.list_models.remote(include_jobs), "model resolver")
+        return await self.call(self._resolver.list_models.remote(include_jobs), "model resolver")
 
     async def history(self, method: str, *args: Any) -> Any:
-        return await self._call(getattr(self._recorder, method).remote(*args), "history store")
+        return await self.call(getattr(self._recorder, method).remote(*args), "history store")
 
     async def readiness(self) -> dict[str, Any]:
-        return await self._call(self._resolver.readiness.remote(), "model resolver")
+        return await self.call(self._resolver.readiness.remote(), "model resolver")
