@@ -26,6 +26,7 @@ THROUGHPUT_ENV = "PIONEER_SERVE_THROUGHPUT_OPTIMIZED"  # "0" runs the cluster wi
 # The offline models the test config serves (seconds to build; kept in models/ after).
 TEST_MODELS = ("tiny-encoder", "tiny-job", "tiny-decoder", "tiny-decoder-lora")
 TEST_MODELS += ("tiny-decoder-zero-lora", "minilm-embedding")
+TEST_MODELS += ("tiny-agent",)  # trained at build time: ~1.5 min on 2 cores, once
 
 
 def build_test_models(out: Path = ROOT / "models") -> None:

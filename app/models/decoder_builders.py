@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from app.models.agent_decoder import TINY_AGENT
 from app.models.builder import Builder
 
 CHAT_TEMPLATE = (
@@ -129,4 +130,5 @@ TINY_DECODER_ZERO_LORA = Builder(
     _lora(TINY_DECODER, zero=True, seed=0),
     marker="adapter_config.json",
 )
-DECODER_BUILDERS = (TINY_DECODER, TINY_DECODER_LORA, TINY_DECODER_ZERO_LORA)
+# tiny-agent (app.models.agent_decoder): the same shape, trained to think and call tools.
+DECODER_BUILDERS = (TINY_DECODER, TINY_DECODER_LORA, TINY_DECODER_ZERO_LORA, TINY_AGENT)

@@ -33,6 +33,9 @@ class ToolUseBlock(_Wire):
     name: str = Field(min_length=1)
     input: dict[str, Any]
     cache_control: CacheControl = None
+    # What the SDK's ToolUseBlock carries when a client sends the answer's blocks back.
+    caller: dict[str, Any] | None = None
+    toolset_name: str | None = None
 
 
 class ToolResultBlock(_Wire):
