@@ -14,13 +14,11 @@ from app.protocol import (
     ApiError,
     ChoiceFinished,
     InferenceRequest,
-    ReasoningDelta,
     SamplingOptions,
-    TokenDelta,
-    ToolCallDelta,
     ToolSpec,
     ToolUse,
 )
+from app.translators.output_parts import Part, parts_of, piece_of
 from app.translators.tools import arguments_object, tool_use
 from app.wire.anthropic_wire import (
     CountTokensRequest,
@@ -150,6 +148,15 @@ def _frame(kind: str, payload: dict[str, Any] | None = None, **fields: Any) -> b
     return f"event: {kind}\ndata: {json.dumps(body, ensure_ascii=False)}\n\n".encode()
 
 
+def _delta(part: Part, text: str) -> dict[str, Any]:
+    kind = part[0]
+    if kind == "reasoning":
+        return {"type": "thinking_delta", "thinking": text}
+    if kind == "text":
+        return {"type": "text_delta", "text": text}
+    return {"type": "input_json_delta", "partial_json": text}
+
+
 class MessageAnswer:
     """The message, and its event stream. Content blocks come in the order the model made
     them: thinking, text, tool_use; the stream opens each block when its first piece arrives
@@ -171,9 +178,9 @@ class MessageAnswer:
             "cache_read_input_tokens": tally.cached_tokens,
         }
 
-    def _block(self, tally: GenerationTally, key: tuple[str, int], done: bool) -> dict[str, Any]:
-        kind, n = key
-        if kind == "thinking":
+    def _block(self, tally: GenerationTally, part: Part, done: bool) -> dict[str, Any]:
+        kind, n = part
+        if kind == "reasoning":
             thinking = tally.reasoning_text(0) or "" if done else ""
             return {"type": "thinking", "thinking": thinking, "signature": ""}
         if kind == "text":
@@ -182,16 +189,6 @@ class MessageAnswer:
         arguments = arguments_object(call.arguments) if done else {}
         return {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments}
 
-    def _keys(self, tally: GenerationTally) -> list[tuple[str, int]]:
-        keys: list[tuple[str, int]] = []
-        if self.request.show_reasoning and tally.reasoning_text(0):
-            keys.append(("thinking", 0))
-        calls = tally.tool_calls(0)
-        if tally.text(0) or not calls:
-            keys.append(("text", 0))
-        keys.extend(("tool_use", n) for n in range(len(calls)))
-        return keys
-
     def response(self, tally: GenerationTally) -> dict[str, Any]:
         reason, sequence = stop_reason(tally.finish.get(0))
         return {
@@ -199,23 +196,15 @@ class MessageAnswer:
             "type": "message",
             "role": "assistant",
             "model": self.model,
-            "content": [self._block(tally, key, True) for key in self._keys(tally)],
+            "content": [
+                self._block(tally, part, True)
+                for part in parts_of(tally, self.request.show_reasoning)
+            ],
             "stop_reason": reason,
             "stop_sequence": sequence,
             "usage": self._usage(tally),
             "x_pioneer": {"inference_id": self.request.inference_id},
         }
-
-    @staticmethod
-    def _key_of(event: Any) -> tuple[tuple[str, int], dict[str, Any] | None] | None:
-        if isinstance(event, TokenDelta) and event.index == 0 and event.text:
-            return ("text", 0), {"type": "text_delta", "text": event.text}
-        if isinstance(event, ReasoningDelta) and event.index == 0 and event.text:
-            return ("thinking", 0), {"type": "thinking_delta", "thinking": event.text}
-        if isinstance(event, ToolCallDelta) and event.index == 0:
-            delta = {"type": "input_json_delta", "partial_json": event.arguments}
-            return ("tool_use", event.call), delta if event.arguments else None
-        return None
 
     async def stream(
         self, events: AsyncIterator[Any], tally: GenerationTally
@@ -223,14 +212,14 @@ class MessageAnswer:
         start = self.response(tally) | {"content": [], "stop_reason": None, "stop_sequence": None}
         start["usage"] = self._usage(tally) | {"output_tokens": 0}
         yield _frame("message_start", {"type": "message_start", "message": start})
-        opened: list[tuple[str, int]] = []
+        opened: list[Part] = []
 
-        def open_block(key: tuple[str, int]) -> list[bytes]:
+        def open_block(part: Part) -> list[bytes]:
             frames = []
             if opened:
                 frames.append(_frame("content_block_stop", index=len(opened) - 1))
-            opened.append(key)
-            block = self._block(tally, key, False)
+            opened.append(part)
+            block = self._block(tally, part, False)
             frames.append(_frame("content_block_start", index=len(opened) - 1, content_block=block))
             if len(opened) == 1:
                 frames.append(_frame("ping"))
@@ -241,14 +230,15 @@ class MessageAnswer:
                 if isinstance(event, ApiError):
                     yield _frame("error", to_error(event)[1])
                     return
-                found = self._key_of(event)
+                found = piece_of(event)
                 if found is None:
                     continue
-                key, delta = found
-                if not opened or opened[-1] != key:
-                    for frame in open_block(key):
+                part, text = found
+                if not opened or opened[-1] != part:
+                    for frame in open_block(part):
                         yield frame
-                if delta is not None:
+                if text:
+                    delta = _delta(part, text)
                     yield _frame("content_block_delta", index=len(opened) - 1, delta=delta)
         if not opened:  # an empty answer is still one (empty) text block
             for frame in open_block(("text", 0)):

@@ -14,14 +14,12 @@ from app.protocol import (
     ApiError,
     ApiException,
     InferenceRequest,
-    ReasoningDelta,
     SamplingOptions,
-    TokenDelta,
-    ToolCallDelta,
     ToolSpec,
     ToolUse,
     quoted,
 )
+from app.translators.output_parts import Part, parts_of, piece_of
 from app.translators.tools import tool_use
 from app.wire.openai_wire import (
     FunctionCallItem,
@@ -177,23 +175,13 @@ class ResponsesAnswer:
             "status": status,
         }
 
-    def _item(self, tally: GenerationTally, key: tuple[str, int], status: str) -> dict[str, Any]:
+    def _item(self, tally: GenerationTally, key: Part, status: str) -> dict[str, Any]:
         kind, n = key
         if kind == "reasoning":
             return self._reasoning(tally.reasoning_text(0) or "", status)
-        if kind == "message":
+        if kind == "text":
             return self._message(tally.text(0), status)
         return self._call(tally, n, status)
-
-    def _keys(self, tally: GenerationTally) -> list[tuple[str, int]]:
-        keys: list[tuple[str, int]] = []
-        if self.request.show_reasoning and tally.reasoning_text(0):
-            keys.append(("reasoning", 0))
-        calls = tally.tool_calls(0)
-        if tally.text(0) or not calls:
-            keys.append(("message", 0))
-        keys.extend(("call", n) for n in range(len(calls)))
-        return keys
 
     # ---- the response object -----------------------------------------------------------
 
@@ -201,13 +189,16 @@ class ResponsesAnswer:
         self,
         tally: GenerationTally | None,
         status: str,
-        keys: list[tuple[str, int]] | None = None,
+        keys: list[Part] | None = None,
     ) -> dict[str, Any]:
         done = tally is not None and status != "in_progress"
         incomplete = done and tally.finish_reason(0) == "length"
         output = []
         if done:
-            output = [self._item(tally, key, "completed") for key in keys or self._keys(tally)]
+            output = [
+                self._item(tally, key, "completed")
+                for key in keys or parts_of(tally, self.request.show_reasoning)
+            ]
         tools = self.wire.tools or []
         choice = self.wire.tool_choice
         body: dict[str, Any] = {
@@ -255,7 +246,7 @@ class ResponsesAnswer:
         self.sequence += 1
         return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
-    def _open(self, tally: GenerationTally, key: tuple[str, int], index: int) -> list[bytes]:
+    def _open(self, tally: GenerationTally, key: Part, index: int) -> list[bytes]:
         frames = [
             self._event(
                 "response.output_item.added",
@@ -263,18 +254,18 @@ class ResponsesAnswer:
                 item=self._item(tally, key, "in_progress"),
             )
         ]
-        if key[0] == "message":
+        if key[0] == "text":
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
             frames.append(self._event("response.content_part.added", **where, part=part))
         return frames
 
-    def _piece(self, key: tuple[str, int], index: int, text: str) -> bytes:
+    def _piece(self, key: Part, index: int, text: str) -> bytes:
         kind, n = key
         if kind == "reasoning":
             where = {"item_id": self.reasoning_id, "output_index": index, "content_index": 0}
             return self._event("response.reasoning_text.delta", **where, delta=text)
-        if kind == "message":
+        if kind == "text":
             where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
             return self._event("response.output_text.delta", **where, delta=text, logprobs=[])
         item_id = f"fc_{self.message_id[4:]}_{n}"
@@ -285,7 +276,7 @@ class ResponsesAnswer:
             delta=text,
         )
 
-    def _close(self, tally: GenerationTally, key: tuple[str, int], index: int) -> list[bytes]:
+    def _close(self, tally: GenerationTally, key: Part, index: int) -> list[bytes]:
         kind, n = key
         item = self._item(tally, key, "completed")
         frames = []
@@ -293,7 +284,7 @@ class ResponsesAnswer:
             where = {"item_id": self.reasoning_id, "output_index": index, "content_index": 0}
             text = tally.reasoning_text(0) or ""
             frames.append(self._event("response.reasoning_text.done", **where, text=text))
-        elif kind == "message":
+        elif kind == "text":
             where = {"item_id": self.message_id, "output_index": index, "content_index": 0}
             text = tally.text(0)
             part = item["content"][0]
@@ -312,22 +303,12 @@ class ResponsesAnswer:
         frames.append(self._event("response.output_item.done", output_index=index, item=item))
         return frames
 
-    @staticmethod
-    def _key_of(event: Any) -> tuple[tuple[str, int], str] | None:
-        if isinstance(event, TokenDelta) and event.index == 0 and event.text:
-            return ("message", 0), event.text
-        if isinstance(event, ReasoningDelta) and event.index == 0 and event.text:
-            return ("reasoning", 0), event.text
-        if isinstance(event, ToolCallDelta) and event.index == 0:
-            return ("call", event.call), event.arguments
-        return None
-
     async def stream(
         self, events: AsyncIterator[Any], tally: GenerationTally
     ) -> AsyncIterator[bytes]:
         yield self._event("response.created", response=self.response(None, "in_progress"))
         yield self._event("response.in_progress", response=self.response(None, "in_progress"))
-        opened: list[tuple[str, int]] = []
+        opened: list[Part] = []
         async with aclosing(events) as source:  # closing us closes the source
             async for event in source:
                 if isinstance(event, ApiError):
@@ -335,7 +316,7 @@ class ResponsesAnswer:
                         "error", code=event.code, message=event.message, param=event.param
                     )
                     return
-                found = self._key_of(event)
+                found = piece_of(event)
                 if found is None:
                     continue
                 key, text = found
@@ -349,7 +330,7 @@ class ResponsesAnswer:
                 if text:
                     yield self._piece(key, len(opened) - 1, text)
         if not opened:  # an empty answer is still one (empty) message
-            opened.append(("message", 0))
+            opened.append(("text", 0))
             for frame in self._open(tally, opened[-1], 0):
                 yield frame
         for frame in self._close(tally, opened[-1], len(opened) - 1):

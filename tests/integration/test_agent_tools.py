@@ -8,6 +8,8 @@ build time to call hermes-format tools (tool_choice auto, parsed by vLLM's herme
 from __future__ import annotations
 
 import json
+import uuid
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,6 +17,10 @@ import httpx
 import jsonschema
 import openai
 import pytest
+from ray import serve
+
+from tests.integration.canary import assert_kept_nowhere
+from tests.integration.conftest import APP_NAME
 
 DECODER = "pioneer-test/llama-tiny-test"
 AGENT = "pioneer-test/llama-tiny-agent"
@@ -201,6 +207,30 @@ def test_bad_tool_requests_are_400(sdk: openai.OpenAI, extra: dict[str, Any]) ->
     with pytest.raises(openai.BadRequestError) as refused:
         sdk.chat.completions.create(**body)
     assert refused.value.body["type"] == "invalid_request_error"
+
+
+def test_store_false_keeps_no_tool_payload(
+    sdk: openai.OpenAI, client: httpx.Client, history_root: Path
+) -> None:
+    canary = f"TOOLCANARY{uuid.uuid4().hex}"
+    call = {"name": "get_weather", "arguments": json.dumps({"city": canary})}
+    turns = [
+        *ASK,
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": call}],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": f"sunny {canary}"},
+    ]
+    body: dict[str, Any] = {"model": AGENT, "messages": turns, "tools": AGENT_TOOLS, **GREEDY}
+    answer = sdk.chat.completions.create(**body, store=False)
+    assert canary in (answer.choices[0].message.content or "")  # it quotes the tool's result
+    with sdk.chat.completions.create(**body, store=False, stream=True) as stream:
+        assert canary in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    inference_id = answer.model_extra["x_pioneer"]["inference_id"]
+    assert client.get(f"/inferences/{inference_id}").status_code == 404
+    serve.get_deployment_handle("Recorder", APP_NAME).flush.remote().result()
+    assert_kept_nowhere(canary, history_root)
 
 
 # ---- OpenAI Responses ------------------------------------------------------------------------

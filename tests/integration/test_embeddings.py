@@ -22,6 +22,7 @@ import pytest
 from ray import serve
 
 from tests.conftest import TINY_ID
+from tests.integration.canary import assert_kept_nowhere, strings_in_parquet
 from tests.integration.conftest import APP_NAME
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -282,23 +283,7 @@ def test_failures_are_recorded_as_failed(client: httpx.Client) -> None:
     assert record["status"] == "failed" and record["error_type"] == "validation"
 
 
-def _strings_in_parquet(root: Path) -> str:
-    import pyarrow.parquet as pq
-
-    found = []
-    for path in root.rglob("*.parquet"):
-        for column in pq.read_table(path).to_pylist():
-            found.extend(str(value) for value in column.values())
-    return "\n".join(found)
-
-
-def _raw_bytes(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
-
-
 def test_store_false_keeps_nothing_but_the_bill(client: httpx.Client, history_root: Path) -> None:
-    import ray
-
     canary = f"EMBEDCANARY{uuid.uuid4().hex}"
     control = f"EMBEDCONTROL{uuid.uuid4().hex}"
     hidden = post(client, input=[f"the secret is {canary}"], store=False)
@@ -311,14 +296,8 @@ def test_store_false_keeps_nothing_but_the_bill(client: httpx.Client, history_ro
     assert client.get(f"/inferences/{hidden_id}").status_code == 404
     recorder().flush.remote().result()
 
-    session_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    for where, content in [
-        ("storage bytes", _raw_bytes(history_root)),
-        ("parquet values", _strings_in_parquet(history_root).encode()),
-        ("server logs", _raw_bytes(session_logs)),
-    ]:
-        assert canary.encode() not in content, f"store:false payload found in {where}"
-    assert control in _strings_in_parquet(history_root)  # the same search finds a kept one
+    assert_kept_nowhere(canary, history_root)
+    assert control in strings_in_parquet(history_root)  # the same search finds a kept one
 
     billing = duckdb.execute(
         "SELECT id, input_tokens, output_tokens, cost_usd, status FROM read_parquet(?) "

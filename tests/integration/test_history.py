@@ -9,11 +9,11 @@ from typing import Any
 
 import duckdb
 import httpx
-import pyarrow.parquet as pq
 import pytest
 from ray import serve
 
 from tests.conftest import TINY_ID, TINY_JOB_ID
+from tests.integration.canary import assert_kept_nowhere, strings_in_parquet
 from tests.integration.conftest import APP_NAME, OTHER_KEY
 
 TEXT = "Tim Cook works for Apple in Cupertino."
@@ -207,22 +207,7 @@ def test_tenants_see_only_their_own_project(client: httpx.Client, server: str) -
     assert client.get(f"/inferences/{mine}").status_code == 200
 
 
-def _strings_in_parquet(root: Path) -> str:
-    """Every string value in every Parquet file under root (compression hides raw bytes)."""
-    found = []
-    for path in root.rglob("*.parquet"):
-        for column in pq.read_table(path).to_pylist():
-            found.extend(str(value) for value in column.values())
-    return "\n".join(found)
-
-
-def _raw_bytes(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
-
-
 def test_store_false_keeps_nothing_but_the_bill(client: httpx.Client, history_root: Path) -> None:
-    import ray
-
     canary = f"CANARY-{uuid.uuid4().hex}"
     control = f"CONTROL-{uuid.uuid4().hex}"
     hidden = infer(client, text=f"{TEXT} {canary}", store=False)
@@ -245,15 +230,9 @@ def test_store_false_keeps_nothing_but_the_bill(client: httpx.Client, history_ro
     assert client.get(f"/inferences/{hidden['inference_id']}").status_code == 404
     recorder().flush.remote().result()
 
-    session_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    for where, content in [
-        ("storage bytes", _raw_bytes(history_root)),
-        ("parquet values", _strings_in_parquet(history_root).encode()),
-        ("server logs", _raw_bytes(session_logs)),
-    ]:
-        assert canary.encode() not in content, f"store:false payload found in {where}"
+    assert_kept_nowhere(canary, history_root)
     # the same search finds a stored payload: it can fail
-    assert control in _strings_in_parquet(history_root)
+    assert control in strings_in_parquet(history_root)
 
     billing = duckdb.execute(
         "SELECT id, input_tokens, status FROM read_parquet(?) WHERE id = ?",

@@ -18,6 +18,7 @@ import pytest
 from app.engines.vllm_engine import VLLMEngine
 from app.protocol import ChoiceFinished, GenerationStarted, SamplingOptions, TokenDelta
 from tests.conftest import MODELS
+from tests.integration.tiny_engine import tiny_engine
 
 ADAPTER = str(MODELS / "jobs" / "job_tiny_lora01")
 PROMPT = "hello world, tell me about the model server"
@@ -25,22 +26,8 @@ PROMPT = "hello world, tell me about the model server"
 
 @pytest.fixture(scope="module")
 def engine():  # noqa: ANN201 - VLLMEngine
-    engine = VLLMEngine(
-        str(MODELS / "llama-tiny-test"),
-        dtype="float32",
-        max_model_len=512,
-        gpu_memory_utilization=0.15,
-        enforce_eager=True,
-        max_loras=2,
-        max_lora_rank=8,
-        no_op_adapter_dir=str(MODELS / "llama-tiny-test-zero-lora"),
-    )
-    yield engine
-    import gc
-
-    engine.shutdown()  # its processes would otherwise compete with later tests
-    del engine
-    gc.collect()
+    with tiny_engine() as engine:
+        yield engine
 
 
 async def run(engine: VLLMEngine, adapter: str | None, tokens: int) -> tuple[str, float, float]:

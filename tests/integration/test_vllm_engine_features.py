@@ -29,6 +29,7 @@ from app.protocol import (
     ToolUse,
 )
 from tests.conftest import MODELS
+from tests.integration.tiny_engine import tiny_engine
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -67,22 +68,8 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture(scope="module")
 def engine(loop: asyncio.AbstractEventLoop):  # noqa: ANN201 - VLLMEngine
-    engine = VLLMEngine(
-        str(MODELS / "llama-tiny-test"),
-        dtype="float32",
-        max_model_len=512,
-        gpu_memory_utilization=0.15,
-        enforce_eager=True,
-        max_loras=2,
-        max_lora_rank=8,
-        no_op_adapter_dir=str(MODELS / "llama-tiny-test-zero-lora"),
-    )
-    yield engine
-    import gc
-
-    engine.shutdown()  # its processes would otherwise compete with later tests
-    del engine
-    gc.collect()
+    with tiny_engine() as engine:
+        yield engine
 
 
 def collect(
