@@ -63,6 +63,11 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """AsyncLLM binds its output handler to the loop of its first request: one for all."""
     loop = asyncio.new_event_loop()
     yield loop
+    # the engine's output handler still waits on this loop: end it here, not at exit
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.close()
 
 

@@ -26,5 +26,7 @@ def tiny_engine() -> Iterator[VLLMEngine]:
         yield engine
     finally:
         engine.shutdown()  # its processes would otherwise compete with later tests
-        del engine
+        # pytest keeps the fixture's value: let go of vLLM's engine now, while the
+        # interpreter can still run its finaliser, not at exit
+        engine.engine = None
         gc.collect()
