@@ -19,7 +19,7 @@ import openai
 import pytest
 from ray import serve
 
-from tests.integration.canary import assert_kept_nowhere
+from tests.integration.canary import assert_kept_nowhere, strings_in_parquet
 from tests.integration.conftest import APP_NAME
 
 DECODER = "pioneer-test/llama-tiny-test"
@@ -212,25 +212,30 @@ def test_bad_tool_requests_are_400(sdk: openai.OpenAI, extra: dict[str, Any]) ->
 def test_store_false_keeps_no_tool_payload(
     sdk: openai.OpenAI, client: httpx.Client, history_root: Path
 ) -> None:
-    canary = f"TOOLCANARY{uuid.uuid4().hex}"
-    call = {"name": "get_weather", "arguments": json.dumps({"city": canary})}
-    turns = [
-        *ASK,
-        {
-            "role": "assistant",
-            "tool_calls": [{"id": "call_1", "type": "function", "function": call}],
-        },
-        {"role": "tool", "tool_call_id": "call_1", "content": f"sunny {canary}"},
-    ]
-    body: dict[str, Any] = {"model": AGENT, "messages": turns, "tools": AGENT_TOOLS, **GREEDY}
-    answer = sdk.chat.completions.create(**body, store=False)
-    assert canary in (answer.choices[0].message.content or "")  # it quotes the tool's result
-    with sdk.chat.completions.create(**body, store=False, stream=True) as stream:
-        assert canary in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    def conversation(secret: str) -> list[dict[str, Any]]:
+        call = {"name": "get_weather", "arguments": json.dumps({"city": secret})}
+        return [
+            *ASK,
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c1", "type": "function", "function": call}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": f"sunny {secret}"},
+        ]
+
+    canary, control = f"TOOLCANARY{uuid.uuid4().hex}", f"TOOLCONTROL{uuid.uuid4().hex}"
+    body: dict[str, Any] = {"model": AGENT, "tools": AGENT_TOOLS, **GREEDY}
+    answer = sdk.chat.completions.create(messages=conversation(canary), store=False, **body)
+    with sdk.chat.completions.create(
+        messages=conversation(canary), store=False, stream=True, **body
+    ) as stream:
+        assert [c for c in stream if c.choices]
+    sdk.chat.completions.create(messages=conversation(control), **body)
     inference_id = answer.model_extra["x_pioneer"]["inference_id"]
     assert client.get(f"/inferences/{inference_id}").status_code == 404
     serve.get_deployment_handle("Recorder", APP_NAME).flush.remote().result()
     assert_kept_nowhere(canary, history_root)
+    assert control in strings_in_parquet(history_root)  # the same search finds a kept one
 
 
 # ---- OpenAI Responses ------------------------------------------------------------------------
