@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.models.builder import Builder
+from app.models.tiny_llama import tiny_llama_config
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def _train(model: Any, batches: list[Any]) -> list[float]:
 
 def build_tiny_agent(target: Path, models_root: Path) -> None:
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from app.models import agent_checks, agent_data
 
@@ -308,21 +309,9 @@ def build_tiny_agent(target: Path, models_root: Path) -> None:
     batches = _batches(_encode(tokenizer, items), BATCH, SEED)
     prepared = time.monotonic()
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=2048,
-        rope_parameters={"rope_type": "default", "rope_theta": 1e6},
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        torch_dtype="float32",
+    # rope_theta 1e6: positions barely turn the copying heads (the shapes stay the same)
+    config = tiny_llama_config(
+        tokenizer, rope_parameters={"rope_type": "default", "rope_theta": 1e6}
     )
     model = LlamaForCausalLM(config)
     starts = tokenizer.convert_tokens_to_ids(["inĠ", "andĠ", ":Ġ", "<|tool|>"])
