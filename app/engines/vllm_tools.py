@@ -107,39 +107,38 @@ def make_parser(cls: Any, tokenizer: Any, *args: Any) -> Any:
         ) from exc
 
 
-_REASONING: dict[str, Any] = {}
-_TOOLS: dict[str, Any] = {}
+_PARSERS: dict[tuple[str, str], Any] = {}
+
+
+def _parser_class(kind: str, name: str) -> Any:
+    """vLLM's registered parser class of `kind` (reasoning | tool) named `name`, cached."""
+    if (kind, name) not in _PARSERS:
+        if kind == "reasoning":
+            from vllm.reasoning import ReasoningParserManager
+
+            lookup = ReasoningParserManager.get_reasoning_parser
+        else:
+            from vllm.tool_parsers import ToolParserManager
+
+            lookup = ToolParserManager.get_tool_parser
+        try:
+            _PARSERS[kind, name] = lookup(name)
+        except KeyError as exc:
+            raise ApiException(
+                ApiError.internal(
+                    f"The catalog names {kind} parser {quoted(name)}, which this vLLM does "
+                    "not have."
+                )
+            ) from exc
+    return _PARSERS[kind, name]
 
 
 def reasoning_class(name: str) -> Any:
-    if name not in _REASONING:
-        from vllm.reasoning import ReasoningParserManager
-
-        try:
-            _REASONING[name] = ReasoningParserManager.get_reasoning_parser(name)
-        except KeyError as exc:
-            raise ApiException(
-                ApiError.internal(
-                    f"The catalog names reasoning parser {quoted(name)}, "
-                    "which this vLLM does not have."
-                )
-            ) from exc
-    return _REASONING[name]
+    return _parser_class("reasoning", name)
 
 
 def tool_class(name: str) -> Any:
-    if name not in _TOOLS:
-        from vllm.tool_parsers import ToolParserManager
-
-        try:
-            _TOOLS[name] = ToolParserManager.get_tool_parser(name)
-        except KeyError as exc:
-            raise ApiException(
-                ApiError.internal(
-                    f"The catalog names tool parser {quoted(name)}, which this vLLM does not have."
-                )
-            ) from exc
-    return _TOOLS[name]
+    return _parser_class("tool", name)
 
 
 def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
