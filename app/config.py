@@ -370,6 +370,16 @@ def _absolute(path: Path | str | None, base: Path) -> Path | None:
     return path if path.is_absolute() else (base / path).resolve()
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_config_path(path: str) -> Path:
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        return candidate.resolve()
+    return (PROJECT_ROOT / candidate).resolve()
+
+
 def load_server_config(path: str | Path) -> ServerConfig:
     """Load a ServerConfig, resolving every relative path against the file's folder."""
     path = Path(path).resolve()

@@ -444,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
-    from app.builder import deployment_name, resolve_config_path
-    from app.config import load_server_config
+    from app.config import load_server_config, resolve_config_path
+    from deployments.graph import deployment_name
 
     config = load_server_config(resolve_config_path(str(args.config)))
     encoder, llm = config.encoder.preload[0], config.decoder.models[0]

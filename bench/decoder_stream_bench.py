@@ -53,7 +53,7 @@ def start_ours(history: Path, lora: bool) -> str:
     import yaml
     from ray import serve
 
-    from app.builder import build_app
+    from deployments.graph import build_app
 
     config_path = ROOT / "configs" / "test.yaml"
     if not lora:  # the same server with LoRA off, to see what the adapter path costs

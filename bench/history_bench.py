@@ -126,7 +126,7 @@ def over_http(root: Path, model: str, task: str, requests: int) -> tuple[list[fl
     import ray
     from ray import serve
 
-    from app.builder import build_app
+    from deployments.graph import build_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -68,7 +68,7 @@ def local_server(
     import ray
     from ray import serve
 
-    from app.builder import build_app
+    from deployments.graph import build_app
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)

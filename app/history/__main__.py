@@ -28,8 +28,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def storage_root(args: argparse.Namespace) -> Path:
     if args.root:
         return Path(args.root).resolve()
-    from app.builder import resolve_config_path
-    from app.config import load_server_config
+    from app.config import load_server_config, resolve_config_path
 
     root = load_server_config(resolve_config_path(args.config)).history.storage_root
     if "://" in root:

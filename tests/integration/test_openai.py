@@ -201,7 +201,7 @@ def test_client_disconnect_aborts_and_bills_partial_tokens(
 
     from ray import serve
 
-    from app.builder import deployment_name
+    from deployments.graph import deployment_name
     from tests.integration.conftest import APP_NAME
 
     decoder = serve.get_deployment_handle(deployment_name(DECODER), APP_NAME)

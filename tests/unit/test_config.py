@@ -8,9 +8,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from app.builder import resolve_config_path, validate_graph
 from app.catalog import Catalog, load_catalog, load_jobs
-from app.config import DeploymentOptions, ServerConfig, load_server_config
+from app.config import DeploymentOptions, ServerConfig, load_server_config, resolve_config_path
+from deployments.graph import validate_graph
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_shipped_configs_load_and_validate(name: str) -> None:
 def test_serve_config_points_at_the_builder() -> None:
     serve_config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     app = serve_config["applications"][0]
-    assert app["import_path"] == "app.builder:build_app"
+    assert app["import_path"] == "deployments.graph:build_app"
     assert resolve_config_path(app["args"]["config"]).exists()
 
 

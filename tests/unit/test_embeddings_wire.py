@@ -302,8 +302,8 @@ def test_the_resolver_serves_an_embedding_model_only_where_it_is_deployed() -> N
 
 
 def test_embedder_models_must_be_embedding_models() -> None:
-    from app.builder import validate_graph
     from app.config import load_server_config
+    from deployments.graph import validate_graph
     from tests.conftest import ROOT, TINY_ID
 
     config = load_server_config(ROOT / "configs" / "server.yaml")

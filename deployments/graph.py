@@ -1,7 +1,8 @@
-"""One builder binds the whole graph from typed config.
+"""The graph: one builder binds every deployment from typed config.
 
-`serve_config.yaml` -> `import_path: app.builder:build_app` with `args: {config: ...}`.
-Everything is validated here, before any replica starts.
+`serve_config.yaml` -> `import_path: deployments.graph:build_app` with `args: {config: ...}`.
+Everything is validated here, before any replica starts. It lives in `deployments/` because it
+imports them all: `app/` never imports `deployments/` (no import cycle).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ray import serve
 from ray.serve import Application
 
 from app.catalog import load_catalog, load_jobs
-from app.config import ServerConfig, load_server_config, with_storage_root
+from app.config import ServerConfig, load_server_config, resolve_config_path, with_storage_root
 from deployments.decoder import DecoderDeployment
 from deployments.embedder import EmbedderDeployment
 from deployments.encoder import EncoderDeployment
@@ -22,8 +23,6 @@ from deployments.ingress import Ingress
 from deployments.limiter import Limiter
 from deployments.recorder import Recorder
 from deployments.resolver import ModelResolver
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class AppArgs(BaseModel):
@@ -36,13 +35,6 @@ class AppArgs(BaseModel):
     storage_root: str | None = Field(
         None, description="Overrides history.storage_root (a folder or a pyarrow.fs URI)."
     )
-
-
-def resolve_config_path(path: str) -> Path:
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or candidate.exists():
-        return candidate.resolve()
-    return (PROJECT_ROOT / candidate).resolve()
 
 
 def validate_graph(config: ServerConfig) -> None:
