@@ -37,8 +37,10 @@ async def coalesced(items: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
                 batch.append(queue.get_nowait())
             done = batch[-1] is _END
             ready = [item for item in batch if item is not _END]
-            for item in ready:
+            for position, item in enumerate(ready):
                 if isinstance(item, BaseException):
+                    if position:  # what came before the failure is still the caller's
+                        yield ready[:position]
                     raise item
             if ready:
                 yield ready

@@ -15,6 +15,7 @@ from contextlib import aclosing
 from typing import Any
 
 from app.config import DecoderConfig
+from app.engines.protocols import DecoderEngine, DecoderEngineClass
 from app.protocol import ApiError, ApiException, GenerationCall, GenerationEvent, ToolUse
 from app.streams import coalesced
 from deployments.encoder import import_object
@@ -33,11 +34,11 @@ class DecoderDeployment:
         resolver: Any = None,
         reasoning_parser: str | None = None,
     ) -> None:
-        engine_cls = import_object(config.engine)
+        engine_cls: DecoderEngineClass = import_object(config.engine)
         # the model's reasoning parser (catalog) is engine-wide in vLLM: structured outputs
         # hold their grammar back until the reasoning section ends
         extra = {"reasoning_parser": reasoning_parser} if reasoning_parser else {}
-        self._engine = engine_cls(
+        self._engine: DecoderEngine = engine_cls(
             model_dir,
             dtype=config.dtype,
             max_model_len=config.max_model_len,

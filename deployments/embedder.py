@@ -20,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from app.config import EmbedderConfig
 from app.embedding_protocol import EmbeddingCall, EmbeddingOutcome
+from app.engines.protocols import EmbeddingEngine, EmbeddingEngineClass, LoadedEmbeddingModel
 from app.protocol import ApiError, quoted
 
 logger = logging.getLogger("ray.serve")
@@ -34,7 +35,7 @@ def import_object(path: str) -> Any:
 
 @dataclass
 class _Item:
-    loaded: Any  # the engine's loaded model
+    loaded: LoadedEmbeddingModel
     pieces: list[list[int]]  # each input's token ids, special tokens not included
 
 
@@ -50,8 +51,8 @@ class EmbedderDeployment:
         resolver: DeploymentHandle | None = None,
     ) -> None:
         """`weights`: catalog id -> the folder (or hub id) its weights load from."""
-        engine_cls = import_object(config.engine)
-        self._engine = engine_cls(
+        engine_cls: EmbeddingEngineClass = import_object(config.engine)
+        self._engine: EmbeddingEngine = engine_cls(
             device=config.device,
             dtype=config.dtype,
             torch_threads=config.torch_threads,
@@ -59,7 +60,7 @@ class EmbedderDeployment:
         )
         self._config = config
         self._resolver = resolver
-        self._loaded: dict[str, Any] = {}
+        self._loaded: dict[str, LoadedEmbeddingModel] = {}
         self._failed: dict[str, str] = {}
         for model_id, path in weights.items():
             try:
