@@ -10,6 +10,11 @@ exactly one billing row and exactly one history row (none for `store: false`).
 
     python bench/chaos.py                      # 16 clients, 180 s, configs/test.yaml
     python bench/chaos.py --duration 60 --clients 16 --limit-s 30
+    python bench/chaos.py --cluster --duration 330  # two nodes; the model node lost too
+
+With `--cluster` the app is deployed (`serve deploy`, configs/cluster.yaml) onto a head and a
+model node (`bench/cluster.py`), and between the model and the front-door kills the whole model
+node is SIGKILLed, kept down `--node-down-s`, and started again.
 
 Exit code 1 when an acknowledged inference was lost, doubled, stored despite `store: false`,
 or has no bill. Recovery per kill = time from the kill to the first successful response of a
@@ -27,78 +32,35 @@ import os
 import random
 import tempfile
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.chaos_accounting import (
+    DECODER_KINDS,
+    ENCODER_KINDS,
+    HISTORY_KINDS,
+    NODE_LOSS,
+    Kill,
+    Result,
+    Run,
+    check_history,
+    needs,
+    recovery,
+    report,
+)
+from bench.cluster import MODEL_NODE, ROOT, LocalCluster, deployed_cluster
 from bench.local_server import APP_NAME, TEST_CONFIG, build_test_models, local_server
 
 API_KEY = "pio_sk_test_alpha"
-DECODER_KINDS = ("native_generate", "chat", "chat_stream", "completions", "responses")
-DECODER_KINDS += ("messages", "messages_stream")
-ENCODER_KINDS = ("native_extract", "chat_encoder")
-HISTORY_KINDS = ("history", "history_get")
+CLUSTER_CONFIG = ROOT / "configs" / "cluster.yaml"
 # Client order: the first ones get a second client when --clients exceeds the kinds.
 CLIENT_KINDS = ("native_extract", "chat_stream", "native_generate", "messages_stream", "history")
 CLIENT_KINDS += tuple(k for k in ENCODER_KINDS + DECODER_KINDS if k not in CLIENT_KINDS)
 TEXT = "Tim Cook met Satya Nadella in Paris ({n})."
-
-
-@dataclass
-class Result:
-    kind: str
-    start: float  # seconds since the run began
-    end: float
-    status: str  # HTTP status, "200-stream-error", "200-truncated", or an exception name
-    ok: bool
-    inference_id: str | None = None
-    store: bool = True
-    json_body: bool | None = None  # for a failure: was the error body JSON
-    detail: str = ""
-
-    @property
-    def latency(self) -> float:
-        return self.end - self.start
-
-
-@dataclass
-class Kill:
-    deployment: str
-    at: float
-    replicas: list[str]
-    replaced_at: float | None = None
-
-
-@dataclass
-class Run:
-    encoder: str
-    llm: str
-    t0: float = field(default_factory=time.monotonic)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    results: list[Result] = field(default_factory=list)
-    kills: list[Kill] = field(default_factory=list)
-    watchers: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    def stored_ids(self) -> list[str]:
-        return [r.inference_id for r in self.results if r.ok and r.store and r.inference_id]
-
-
-def needs(deployment: str, decoder: str) -> tuple[str, ...]:
-    """The request kinds that cannot succeed without this deployment."""
-    inference = ENCODER_KINDS + DECODER_KINDS
-    return {
-        "EncoderDeployment": ENCODER_KINDS,
-        decoder: DECODER_KINDS,
-        "ModelResolver": inference,
-        "Recorder": inference + HISTORY_KINDS,
-        "Ingress": inference + HISTORY_KINDS,
-    }[deployment]
 
 
 def request_for(run: Run, kind: str, n: int, store: bool) -> tuple[str, dict[str, Any]]:
@@ -250,15 +212,16 @@ async def watch_replacement(run: Run, kill: Kill, timeout_s: float = 300.0) -> N
                 return
 
 
-def recovery(run: Run, kill: Kill, kinds: tuple[str, ...]) -> Result | None:
-    after = [r for r in run.results if r.ok and r.kind in kinds and r.start >= kill.at]
-    return min(after, key=lambda r: r.end, default=None)
-
-
-async def chaos(run: Run, targets: list[str], interval: float) -> None:
+async def chaos(
+    run: Run, targets: list[str], interval: float, cluster: LocalCluster | None, down_s: float
+) -> None:
     for index, target in enumerate(targets):
         await asyncio.sleep(max(0.0, interval * (index + 1) - run.now()))
         at = run.now()
+        if target == NODE_LOSS:
+            assert cluster is not None
+            run.watchers.append(asyncio.create_task(lose_node(run, cluster, down_s)))
+            continue
         killed = await asyncio.to_thread(kill_replicas, target)
         kill = Kill(target, at, killed)
         run.kills.append(kill)
@@ -266,11 +229,40 @@ async def chaos(run: Run, targets: list[str], interval: float) -> None:
         run.watchers.append(asyncio.create_task(watch_replacement(run, kill)))
 
 
+async def lose_node(run: Run, cluster: LocalCluster, down_s: float) -> None:
+    """SIGKILL the model node, keep it down `down_s`, start it again; replaced once every
+    model deployment is HEALTHY again."""
+    killed = [name for d in (run.decoder, "EncoderDeployment") for name, _ in replica_names(d)]
+    await asyncio.to_thread(cluster.kill_worker, "models")
+    kill = Kill(NODE_LOSS, run.now(), killed)
+    run.kills.append(kill)
+    print(f"[{kill.at:6.1f}s] lost the model node ({len(killed)} replicas on it)")
+    await asyncio.sleep(down_s)
+    await asyncio.to_thread(cluster.add_worker, "models", 2, MODEL_NODE)
+    print(f"[{run.now():6.1f}s] model node started again")
+    while run.now() - kill.at < 600:
+        statuses = [
+            await asyncio.to_thread(deployment_status, d)
+            for d in ("EncoderDeployment", run.decoder)
+        ]
+        if all(s == "HEALTHY" for s in statuses):
+            kill.replaced_at = run.now()
+            return
+        await asyncio.sleep(1.0)
+
+
 async def drive(
-    base_url: str, args: argparse.Namespace, encoder: str, llm: str, decoder: str
+    base_url: str,
+    args: argparse.Namespace,
+    encoder: str,
+    llm: str,
+    decoder: str,
+    cluster: LocalCluster | None = None,
 ) -> Run:
-    run = Run(encoder, llm)
+    run = Run(encoder, llm, decoder)
     targets = ["EncoderDeployment", "Recorder", decoder, "Ingress", "ModelResolver"]
+    if cluster is not None:  # the node loss between the model and the front-door kills
+        targets.insert(3, NODE_LOSS)
     headers = {"X-API-Key": args.api_key}
     limits = httpx.Limits(max_connections=args.clients + 4)
     async with httpx.AsyncClient(
@@ -282,7 +274,7 @@ async def drive(
             for i, kind in enumerate(kinds)
         ]
         interval = args.duration / (len(targets) + 1)
-        chaos_task = asyncio.create_task(chaos(run, targets, interval))
+        chaos_task = asyncio.create_task(chaos(run, targets, interval, cluster, args.node_down_s))
         await asyncio.sleep(args.duration)
         chaos_task.cancel()
         deadline = run.now() + args.grace
@@ -314,126 +306,15 @@ def settle_and_flush(timeout_s: float = 180.0) -> str:
     return f"FLUSH FAILED ({last}); checking the WAL as it is"
 
 
-def check_history(root: Path, run: Run) -> tuple[dict[str, int], Counter[str]]:
-    import pyarrow as pa
-
-    from app.history.__main__ import connect
-
-    acked = {r.inference_id: r.store for r in run.results if r.ok and r.inference_id}
-    con = connect(root)
-    columns = pa.schema([("id", pa.string()), ("store", pa.bool_())])
-    con.register("acked", pa.table([list(acked), list(acked.values())], schema=columns))
-    failed_ids = {r.inference_id: r.status for r in run.results if not r.ok and r.inference_id}
-    con.register(
-        "unacked", pa.table({"id": list(failed_ids)}, schema=pa.schema([("id", pa.string())]))
-    )
-    counts: dict[str, dict[str, int]] = {}
-    doubled: dict[str, int] = {}
-    for name in ("inferences", "billing"):
-        counts[name] = dict(
-            con.execute(
-                f"SELECT id, count(*) FROM {name} WHERE id IN (SELECT id FROM acked) GROUP BY id"
-            ).fetchall()
-        )
-        doubled[name] = con.execute(
-            f"SELECT count(*) FROM (SELECT id FROM {name} GROUP BY id HAVING count(*) > 1)"
-        ).fetchall()[0][0]
-    other, other_failed = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM billing "
-        "WHERE id NOT IN (SELECT id FROM acked)"
-    ).fetchall()[0]
-    other_rows, other_ok = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE error_type IS NULL) FROM inferences "
-        "WHERE id NOT IN (SELECT id FROM acked)"
-    ).fetchall()[0]
-    billed = con.execute(
-        "SELECT id FROM billing WHERE status != 'failed' AND id IN (SELECT id FROM unacked)"
-    ).fetchall()
-    wal = sum(1 for p in (root / "_wal").glob("*/*.jsonl") for _ in p.open())
-    stored = counts["inferences"]
-    return {
-        "acknowledged": len(acked),
-        "acknowledged store:false": sum(1 for s in acked.values() if not s),
-        "lost": sum(1 for i, s in acked.items() if s and stored.get(i, 0) == 0),
-        "stored despite store:false": sum(1 for i, s in acked.items() if not s and i in stored),
-        "doubled in inferences": doubled["inferences"],
-        "doubled in billing": doubled["billing"],
-        "missing bills": sum(1 for i in acked if counts["billing"].get(i, 0) == 0),
-        "billing rows, not acknowledged": other,
-        "  of which status=failed": other_failed,
-        "history rows, not acknowledged": other_rows,
-        "  of which without an error": other_ok,
-        "WAL lines left after flush": wal,
-    }, Counter(failed_ids[i] for (i,) in billed)
-
-
-def report(
-    run: Run, args: argparse.Namespace, decoder: str, checks: dict[str, int], billed: Counter[str]
-) -> int:
-    by_kind: dict[str, list[Result]] = defaultdict(list)
-    for r in run.results:
-        by_kind[r.kind].append(r)
-    span = max((r.end for r in run.results), default=0.0)
-    print(f"\n== requests ({len(run.results)} in {span:.0f} s, {args.clients} clients)")
-    over = f">{args.limit_s:g}s"
-    print(f"{'kind':<17}{'total':>6}{'acked':>7}{'max_s':>8}{over:>6}  statuses")
-    for kind, rs in sorted(by_kind.items()):
-        statuses = ", ".join(f"{s}: {c}" for s, c in sorted(Counter(r.status for r in rs).items()))
-        acked, slow = sum(r.ok for r in rs), sum(r.latency > args.limit_s for r in rs)
-        top = max(r.latency for r in rs)
-        print(f"{kind:<17}{len(rs):>6}{acked:>7}{top:>8.1f}{slow:>6}  {statuses}")
-    failures = [r for r in run.results if not r.ok]
-    non_json = sum(r.json_body is False for r in failures)
-    print(f"\nnot acknowledged: {len(failures)}; non-JSON error bodies: {non_json}")
-    for (status, is_json, detail), count in Counter(
-        (r.status, r.json_body, r.detail) for r in failures
-    ).most_common(20):
-        shape = {True: "json", False: "NOT JSON", None: "-"}[is_json]
-        print(f"  {count:>5} x {status} [{shape}] {detail}")
-    step = max(5.0, args.duration / 12)
-    print("\n== timeline (by end time; ok / failed, slowest request ending in the slice)")
-    for lo in [i * step for i in range(int(span // step) + 1)]:
-        rs = [r for r in run.results if lo <= r.end < lo + step]
-        kills = [k.deployment for k in run.kills if lo <= k.at < lo + step]
-        top = max((r.latency for r in rs), default=0.0)
-        fail = dict(Counter(r.status for r in rs if not r.ok)) or ""
-        marks = f"  <- killed {', '.join(kills)}" if kills else ""
-        ok = sum(r.ok for r in rs)
-        print(f"  {lo:5.0f}s {ok:>5} / {len(rs) - ok:<5}{top:6.1f}s  {fail}{marks}")
-    print("\n== kills (recovery: first success of a request sent after the kill, same kinds)")
-    for kill in run.kills:
-        kinds = needs(kill.deployment, decoder)
-        first = recovery(run, kill, kinds)
-        held = [r for r in run.results if r.start < kill.at < r.end]
-        until = first.end if first else span + 1
-        during = [r for r in run.results if r.kind in kinds and not r.ok and kill.at <= r.end]
-        during = [r for r in during if r.start < until]
-        replaced = f"+{kill.replaced_at - kill.at:.1f}s" if kill.replaced_at else "not seen"
-        recovered = f"+{first.end - kill.at:.1f}s ({first.kind})" if first else "NOT RECOVERED"
-        longest = max((r.latency for r in held), default=0.0)
-        print(
-            f"  t={kill.at:5.1f}s {kill.deployment} ({len(kill.replicas)} replica killed): "
-            f"replacement healthy {replaced}, recovery {recovered}; in flight at the kill: "
-            f"{len(held)} (ok {sum(r.ok for r in held)}, longest {longest:.1f}s)"
-        )
-        for (status, detail), count in Counter((r.status, r.detail) for r in during).most_common(4):
-            print(f"      {count:>4} x {status} {detail}")
-    print(f"\n== history check (DuckDB over {args.storage_root})")
-    for name, value in checks.items():
-        print(f"  {name:<32}{value:>8}")
-    print(f"  answered with a failure, billed as a success: {dict(billed) or 0}")
-    bad = sum(checks[k] for k in list(checks)[2:7])  # lost .. missing bills
-    print("\nRESULT:", "FAIL" if bad else "PASS")
-    return 1 if bad else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.chaos",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, default=TEST_CONFIG, help="server config YAML")
+    parser.add_argument(
+        "--config", type=Path, help="server config (default configs/test.yaml; cluster.yaml)"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of load")
     parser.add_argument("--limit-s", type=float, default=30.0, help="latency to count as too long")
@@ -441,12 +322,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, default=60.0, help="more load, until recovery")
     parser.add_argument("--api-key", default=API_KEY)
     parser.add_argument("--storage-root", type=Path, help="history root (default: a temp dir)")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a two-node cluster (bench/cluster.py, configs/cluster.yaml) via serve deploy; "
+        "the model node is lost and started again among the replica kills",
+    )
+    parser.add_argument("--node-down-s", type=float, default=20.0, help="--cluster: node down")
     args = parser.parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
 
     from app.config import load_server_config, resolve_config_path
     from deployments.graph import deployment_name
 
+    args.config = args.config or (CLUSTER_CONFIG if args.cluster else TEST_CONFIG)
     config = load_server_config(resolve_config_path(str(args.config)))
     encoder, llm = config.encoder.preload[0], config.decoder.models[0]
     decoder = deployment_name(llm)
@@ -456,12 +345,29 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "")
     build_test_models()
     print(f"starting the server (config {args.config}, history {args.storage_root})")
-    with local_server(args.storage_root, config=args.config) as base_url:
+    with serving(args) as (base_url, cluster):
         print(f"ready at {base_url}; {args.clients} clients for {args.duration:.0f} s")
-        run = asyncio.run(drive(base_url, args, encoder, llm, decoder))
+        run = asyncio.run(drive(base_url, args, encoder, llm, decoder, cluster))
         print(settle_and_flush())
         checks, billed = check_history(args.storage_root, run)
         return report(run, args, decoder, checks, billed)
+
+
+@contextmanager
+def serving(args: argparse.Namespace) -> Iterator[tuple[str, LocalCluster | None]]:
+    """The app on one local node, or deployed onto a two-node cluster (driver connected)."""
+    if not args.cluster:
+        with local_server(args.storage_root, config=args.config) as base_url:
+            yield base_url, None
+        return
+    import ray
+
+    with deployed_cluster(args.config, args.storage_root, APP_NAME) as cluster:
+        ray.init(address=cluster.address, log_to_driver=False)
+        try:
+            yield cluster.base_url, cluster
+        finally:
+            ray.shutdown()
 
 
 if __name__ == "__main__":
