@@ -16,7 +16,7 @@ export VLLM_CPU_KVCACHE_SPACE ?= 1
 # Ray Serve's proxy renders its own failures (a lost ingress replica) as JSON through this.
 export RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH ?= app.proxy_errors:proxy_middlewares
 
-.PHONY: install models serve serve-fast test test-unit test-integration test-gpu lint bench-gpu bench-span-decode bench-history bench-decoder bench-fuzz bench-chaos bench-overhead clean
+.PHONY: install models serve serve-fast test test-unit test-integration test-cluster test-gpu lint bench-gpu bench-span-decode bench-history bench-decoder bench-fuzz bench-chaos bench-chaos-cluster bench-overhead clean
 
 install: $(STAMP)
 
@@ -34,10 +34,18 @@ $(STAMP): pyproject.toml Makefile
 models: install
 	$(BIN)/python -m app.models build
 
+# Metrics in Prometheus format at http://127.0.0.1:$(METRICS_PORT)/metrics (README, "Metrics").
+# `serve run` starts its local Ray with no setting for that port, so the Ray it runs on is
+# started first, the port fixed (`serve run` uses a Ray already started); Ctrl-C stops both.
+METRICS_PORT ?= 8080
+SERVE_RUN = $(BIN)/python -c 'import ray; from ray.serve.scripts import cli; \
+	ray.init(address="local", namespace="serve", _metrics_export_port=$(METRICS_PORT)); \
+	cli(["run", "serve_config.yaml"], prog_name="serve")'
+
 # Ray Serve's throughput settings (measured better: README, "Speed"); replica logs kept on the
 # console, which that setting would otherwise turn off.
 serve: models
-	RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_LOG_TO_STDERR=1 $(BIN)/serve run serve_config.yaml
+	RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_LOG_TO_STDERR=1 $(SERVE_RUN)
 
 # HAProxy as the front door too: about twice the requests per second, but HAProxy's own errors
 # are a text/plain 500 (README, "Speed"), so not the default.
@@ -45,7 +53,7 @@ serve-fast: models
 	command -v haproxy >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q haproxy; } \
 		|| sudo apt-get install -y -q haproxy
 	RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_LOG_TO_STDERR=1 \
-		$(BIN)/serve run serve_config.yaml
+		$(SERVE_RUN)
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -55,6 +63,10 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration
+
+# Part of `make test` too: a head and a model node on this machine, one of them lost under load.
+test-cluster: install
+	$(BIN)/python -m pytest -q tests/cluster
 
 test-gpu: install
 	$(BIN)/python -m pytest -q tests/gpu
@@ -79,6 +91,9 @@ bench-fuzz: install
 
 bench-chaos: install
 	$(BIN)/python bench/chaos.py
+
+bench-chaos-cluster: install
+	$(BIN)/python bench/chaos.py --cluster --duration 330
 
 lint: install
 	$(BIN)/ruff check .

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from app import metrics
 from app.config import QuotasConfig
 from app.grouping import Grouped
 from app.protocol import ApiError, ApiException
@@ -102,6 +103,7 @@ class Admissions:
             if grant.refused is not None and now < grant.room_by - 1:
                 # Retry-After is the exact wait rounded up: no room before room_by - 1 s.
                 wait = max(1, math.ceil(grant.room_by - now))
+                metrics.rate_limit_rejected(group, admission.scope, grant.refused.code)
                 raise ApiException(replace(grant.refused, retry_after_s=wait))
             if grant.left > 0 and grant.expires > now:
                 grant.left -= 1
@@ -117,6 +119,7 @@ class Admissions:
                 granted = await self._ask(replace(admission, count=want))
             except ApiException as exc:
                 grant.refused, grant.room_by = exc.error, now + (exc.error.retry_after_s or 1)
+                metrics.rate_limit_rejected(group, admission.scope, exc.error.code)
                 raise
             # This request takes one; the rest are spent here until GRANT_S has passed.
             grant.left, grant.expires = (granted or 1) - 1, now + GRANT_S
@@ -133,7 +136,11 @@ class Admissions:
     async def admit_spend(self, project_id: str | None) -> None:
         """Refuse (402/403) an inference for a project whose credit budget is spent."""
         if self.budgets and project_id is not None:
-            await self._ask(Admission("inference", "team", project_id, (), project_id))
+            try:
+                await self._ask(Admission("inference", "team", project_id, (), project_id))
+            except ApiException as exc:
+                metrics.credit_rejected(exc.error.code)
+                raise
 
     async def _ask(self, admission: Admission) -> int | None:
         """Requests granted; None when the Limiter could not be asked (then: unlimited, and

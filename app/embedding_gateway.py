@@ -80,7 +80,7 @@ class EmbeddingGateway:
         try:
             response = self._embedder.embed.remote(call)
         except Exception as exc:
-            raise backend_down(EMBEDDER, exc) from exc
+            raise backend_down(EMBEDDER, exc, self._gateway.retry_after_s) from exc
         outcome = await self._gateway.call(response, EMBEDDER)
         if isinstance(outcome, ApiError):
             raise ApiException(outcome)

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app import metrics
 from app.admission import Admissions
 from app.config import LimitsConfig
 from app.generation import DISCONNECTED, GenerationTally, refuse_missing_features
@@ -100,6 +101,11 @@ class InferenceGateway:
         self._decoder_streams = {key: h.options(stream=True) for key, h in decoders.items()}
         self._records: Grouped[tuple[dict, dict | None], bool] = Grouped(self._send_records)
 
+    @property
+    def retry_after_s(self) -> int:
+        """What a 503 for a lost or full deployment tells the client to wait."""
+        return self._limits.retry_after_s
+
     async def call(self, response: Any, what: str) -> Any:
         """A unary handle call: a bounded wait for a replica, then its answer. A lost or
         overloaded deployment is a 503 (ApiException); ApiErrors it returns pass through."""
@@ -124,7 +130,9 @@ class InferenceGateway:
 
     async def resolve(self, model_id: str) -> ResolvedModel:
         """From this replica's cache of the resolver's answers (app/model_cache.py)."""
-        return await self._models.resolve(model_id)
+        model = await self._models.resolve(model_id)
+        metrics.note_model(model.model_id)  # the request's `model` label: a catalog id
+        return model
 
     async def _ask_resolver(self, model_id: str) -> ResolvedModel | ApiError:
         return await self.call(self._resolver.resolve.remote(model_id), "model resolver")
@@ -182,6 +190,7 @@ class InferenceGateway:
             raise
         except ApiException as exc:  # the Recorder was lost: the rows may or may not be kept
             raise _unrecorded(request, exc.error.retry_after_s, certain=False) from exc
+        metrics.tokens_billed(request.source, billing)  # durable: billed
         if self._admissions is not None:
             self._admissions.charged(billing)
         if not kept:  # billed, but the history row was refused: do not pretend it was stored
@@ -306,7 +315,7 @@ class InferenceGateway:
             except (ApiException, asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:  # a replica lost mid-stream: an error event, not a crash
-                error = backend_down("decoder deployment", exc).error
+                error = backend_down("decoder deployment", exc, self._limits.retry_after_s).error
                 tally.add(error)
                 yield error
             ended = True
@@ -347,7 +356,7 @@ class InferenceGateway:
         try:
             return handle.generate.remote(call)
         except Exception as exc:
-            raise backend_down("decoder deployment", exc) from exc
+            raise backend_down("decoder deployment", exc, self._limits.retry_after_s) from exc
 
     async def _record_generation(
         self,
@@ -358,6 +367,9 @@ class InferenceGateway:
         started: float,
     ) -> None:
         latency = (time.perf_counter() - started) * 1000
+        if tally.first_output_at is not None:
+            ttft_ms = (tally.first_output_at - started) * 1000
+            metrics.first_token(model.model_id if model else None, request.source, ttft_ms)
         await self.record(
             request,
             billing=records.billing_row(

@@ -7,6 +7,7 @@ failed, or cut off by the client (billed for the tokens generated so far).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +48,13 @@ class GenerationTally:
     tokens: dict[int, int] = field(default_factory=dict)
     finish: dict[int, ChoiceFinished] = field(default_factory=dict)
     error: ApiError | None = None
+    first_output_at: float | None = None  # perf_counter() at the first generated token
 
     def add(self, event: Any) -> None:
+        if self.first_output_at is None and isinstance(
+            event, TokenDelta | ReasoningDelta | ToolCallDelta
+        ):
+            self.first_output_at = time.perf_counter()
         if isinstance(event, TokenDelta):
             self.texts[event.index] = self.texts.get(event.index, "") + event.text
             self.tokens[event.index] = self.tokens.get(event.index, 0) + event.tokens

@@ -17,7 +17,8 @@ logger = logging.getLogger("ray.serve")
 WARMING_KNOWN = frozenset({"encoder deployment", "decoder deployment", "embedder deployment"})
 
 
-def backend_down(what: str, exc: Exception, retry_after_s: int | None = None) -> ApiException:
+def backend_down(what: str, exc: Exception, retry_after_s: int) -> ApiException:
+    """A lost or full deployment: 503 with Retry-After, whatever the path that met it."""
     from ray.serve.exceptions import BackPressureError
 
     logger.error("%s call failed: %s", what, type(exc).__name__)

@@ -1,7 +1,8 @@
 """Start the real app on a private local Ray cluster (tests and benchmarks share this).
 
 `serve run` would join whatever cluster `ray_current_cluster` names; this starts a fresh one
-with its own free port, so a benchmark never lands on somebody else's server.
+with its own free port, so a benchmark never lands on somebody else's server. Its Prometheus
+metrics are on a free port Ray picks (`metrics_url()`), never `make serve`'s 8080.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def metrics_url() -> str:
+    """Where the cluster this process started exports its metrics in Prometheus format: its
+    node's metrics export port, which Ray picks free when none is given (README, "Metrics")."""
+    import ray
+
+    node = next(node for node in ray.nodes() if node["Alive"])
+    return f"http://127.0.0.1:{node['MetricsExportPort']}/metrics"
 
 
 def cluster_runtime_env() -> dict:

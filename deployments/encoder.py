@@ -17,9 +17,10 @@ from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Histogram
 
+from app import metrics
 from app.config import EncoderConfig
+from app.engines.protocols import EncoderEngine, EncoderEngineClass, LoadedEncoderModel
 from app.protocol import ApiError, ApiException, ExtractionCall, ExtractionOutcome, ResolvedModel
 
 logger = logging.getLogger("ray.serve")
@@ -33,10 +34,11 @@ def import_object(path: str) -> Any:
 
 @dataclass
 class _Item:
-    loaded: Any  # the engine's loaded-model object
+    loaded: LoadedEncoderModel
     call: ExtractionCall
     schema: Any  # the engine's compiled schema
     received: float
+    waiting: bool = True  # counted in the queue gauge until an engine call takes it
 
 
 def _count_texts(items: list[_Item]) -> int:
@@ -50,8 +52,8 @@ class EncoderDeployment:
         allow_hub_downloads: bool,
         resolver: DeploymentHandle | None = None,
     ) -> None:
-        engine_cls = import_object(config.engine)
-        self._engine = engine_cls(
+        engine_cls: EncoderEngineClass = import_object(config.engine)
+        self._engine: EncoderEngine = engine_cls(
             device=config.device,
             dtype=config.dtype,
             torch_threads=config.torch_threads,
@@ -62,14 +64,12 @@ class EncoderDeployment:
         self._config = config
         self._resolver = resolver
         self._pending: dict[str, ResolvedModel] = {}
-        self._loaded: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self._loaded: weakref.WeakValueDictionary[str, LoadedEncoderModel] = (
+            weakref.WeakValueDictionary()
+        )
         self._engine_lock = asyncio.Lock()
         self._batch_sizes: deque[int] = deque(maxlen=2048)
-        self._batch_histogram = Histogram(
-            "pioneer_encoder_batch_texts",
-            description="Texts per GLiNER2 engine call.",
-            boundaries=[1, 2, 4, 8, 16, 32, 64, 128],
-        )
+        self._queued_texts = 0  # accepted, no engine call started on them yet
 
         async def load(model_key: str) -> Any:  # a plain function: multiplexing keys on it
             return await self._load(model_key)
@@ -130,10 +130,24 @@ class EncoderDeployment:
         except ApiException as exc:
             return exc.error
         item = _Item(loaded, call, schema, time.perf_counter())
-        if len(call.texts) > self._config.max_batch_size:
-            # Too big for the batch queue: it is a batch of its own already.
-            return (await self._run([item]))[0]
-        return await self._batched(item)
+        self._queued_texts += len(call.texts)
+        metrics.encoder_queue(self._queued_texts)
+        try:
+            if len(call.texts) > self._config.max_batch_size:
+                # Too big for the batch queue: it is a batch of its own already.
+                return (await self._run([item]))[0]
+            return await self._batched(item)
+        finally:
+            self._dequeue([item])  # one that never reached the engine (cancelled, failed)
+
+    def _dequeue(self, items: list[_Item]) -> None:
+        """Items an engine call has taken leave the queue gauge (each once)."""
+        texts = sum(len(item.call.texts) for item in items if item.waiting)
+        for item in items:
+            item.waiting = False
+        if texts:
+            self._queued_texts -= texts
+            metrics.encoder_queue(self._queued_texts)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01, batch_size_fn=_count_texts)
     async def _batched(self, items: list[_Item]) -> list[ExtractionOutcome | ApiError]:
@@ -142,7 +156,7 @@ class EncoderDeployment:
     async def _run(self, items: list[_Item]) -> list[ExtractionOutcome | ApiError]:
         texts = _count_texts(items)
         self._batch_sizes.append(texts)
-        self._batch_histogram.observe(texts)
+        metrics.encoder_batch(texts)
         logger.debug("encoder batch: %d requests, %d texts", len(items), texts)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, item in enumerate(items):
@@ -163,6 +177,7 @@ class EncoderDeployment:
         started = time.perf_counter()
         try:
             async with self._engine_lock:
+                self._dequeue(group)
                 results = await asyncio.to_thread(
                     self._engine.extract,
                     loaded,

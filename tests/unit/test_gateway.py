@@ -276,3 +276,16 @@ def test_a_failed_stream_is_billed_as_failed() -> None:
     billing, history = setup.entry(request)
     assert billing["status"] == "failed"
     assert history is not None and history["status"] == "failed"
+
+
+def test_a_replica_lost_mid_stream_ends_it_with_a_503_that_says_when_to_retry() -> None:
+    """Found on the two-node cluster: a decoder node lost mid-generation gave a 503 with no
+    Retry-After, unlike every other 503 of a lost deployment."""
+    setup = Setup(stream=[[GenerationStarted(5, "prompt")]])
+    setup.stream_response.error = RuntimeError("ActorDiedError: the replica's node was lost")
+    request = generation_request()
+    events, tally = consume(setup, request)
+    error = events[-1]
+    assert isinstance(error, ApiError) and tally.error == error
+    assert error.status == 503 and error.retry_after_s == setup.gateway.retry_after_s > 0
+    assert setup.entry(request)[0]["status"] == "failed"
