@@ -30,7 +30,7 @@ MODEL = {
 }
 
 
-@pytest.mark.parametrize("name", ["server.yaml", "test.yaml"])
+@pytest.mark.parametrize("name", ["server.yaml", "test.yaml", "cluster.yaml", "gpu-cluster.yaml"])
 def test_shipped_configs_load_and_validate(name: str) -> None:
     config = load_server_config(ROOT / "configs" / name)
     assert config.catalog_path.is_absolute() and config.catalog_path.exists()
