@@ -75,8 +75,16 @@ def needs(deployment: str, decoder: str) -> tuple[str, ...]:
 
 
 def recovery(run: Run, kill: Kill, kinds: tuple[str, ...]) -> Result | None:
-    after = [r for r in run.results if r.ok and r.kind in kinds and r.start >= kill.at]
-    return min(after, key=lambda r: r.end, default=None)
+    """The first success of a request sent after the kill; for a lost node, the later of the
+    first extraction and the first generation (it held both kinds of model)."""
+    groups = (ENCODER_KINDS, DECODER_KINDS) if kill.deployment == NODE_LOSS else (kinds,)
+    firsts = []
+    for group in groups:
+        after = [r for r in run.results if r.ok and r.kind in group and r.start >= kill.at]
+        firsts.append(min(after, key=lambda r: r.end, default=None))
+    if None in firsts:
+        return None
+    return max(firsts, key=lambda r: r.end if r else 0.0)
 
 
 def check_history(root: Path, run: Run) -> tuple[dict[str, int], Counter[str]]:

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,10 +162,17 @@ class LocalCluster:
         return node
 
     def kill_worker(self, name: str) -> None:
-        """Lose a node at once: SIGKILL to every process of it (raylet, workers, agents)."""
+        """Lose a node at once: SIGKILL to every process of it (raylet, workers, agents), as
+        a machine that dies; none of them lingers to answer one more request."""
         node = self.nodes.pop(name)
         _signal_group(node.process, signal.SIGKILL)
         node.process.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while (survivors := _session_members(node.process.pid)) and time.monotonic() < deadline:
+            for pid in survivors:  # a process that left the group is still in the session
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
     def _state(self, kind: str, *extra: str) -> list[dict[str, Any]]:
         """`ray list <kind>` from the state API (empty while it does not answer yet)."""
@@ -329,6 +336,22 @@ def deployed_cluster(
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\nhead log:\n{cluster.tail('head')}") from None
         yield cluster
+
+
+def _session_members(session: int) -> list[int]:
+    """Live processes of a session (field 6 of /proc/<pid>/stat), zombies left out."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if fields[0] != "Z" and int(fields[3]) == session:
+            members.append(int(entry.name))
+    return members
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
