@@ -167,12 +167,7 @@ class LocalCluster:
         node = self.nodes.pop(name)
         _signal_group(node.process, signal.SIGKILL)
         node.process.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while (survivors := _session_members(node.process.pid)) and time.monotonic() < deadline:
-            for pid in survivors:  # a process that left the group is still in the session
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+        _kill_session(node.process.pid)
 
     def _state(self, kind: str, *extra: str) -> list[dict[str, Any]]:
         """`ray list <kind>` from the state API (empty while it does not answer yet)."""
@@ -304,6 +299,7 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 pass
             _signal_group(node.process, signal.SIGKILL)
+            _kill_session(node.process.pid)  # e.g. vLLM's engine processes, left orphaned
         shutil.rmtree(self.temp_dir, ignore_errors=True)  # Ray's session: logs, sockets
 
     def __enter__(self) -> LocalCluster:
@@ -336,6 +332,17 @@ def deployed_cluster(
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}\nhead log:\n{cluster.tail('head')}") from None
         yield cluster
+
+
+def _kill_session(session: int, timeout_s: float = 10.0) -> None:
+    """SIGKILL what is left of a node: a process that left its group is still in its session
+    (vLLM's engine core and workers do, and outlive the replica that started them)."""
+    deadline = time.monotonic() + timeout_s
+    while (survivors := _session_members(session)) and time.monotonic() < deadline:
+        for pid in survivors:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
 
 
 def _session_members(session: int) -> list[int]:
