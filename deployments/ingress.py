@@ -1,4 +1,8 @@
-"""HTTP ingress deployment: the FastAPI app, wired to the downstream deployment handles."""
+"""HTTP ingress deployment: the FastAPI app, wired to the downstream deployment handles.
+
+Kept light to start: nothing it imports loads duckdb or pyarrow (history reads load them on
+the first read; tests/unit/test_ingress_imports.py checks).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from app.api.state import ServerState, install
 from app.config import AuthConfig, LimitsConfig, QuotasConfig
 from app.embedding_gateway import EmbeddingGateway
 from app.gateway import InferenceGateway
+from app.history.client import HistoryClient
 
 api = create_api()
 
@@ -41,5 +46,6 @@ class Ingress:
                 admissions=admissions,
                 gliner2_model=gliner2_model,
                 embeddings=EmbeddingGateway(gateway, embedder),
+                history=HistoryClient(gateway.history),
             )
         )

@@ -15,9 +15,12 @@ from typing import Any
 
 from ray import serve
 
+from app import metrics
 from app.config import HistoryConfig
+from app.history.queries import InferenceFilters
 from app.history.records import UNRECORDED, to_wire
-from app.history.store import HistoryStore, InferenceFilters
+from app.history.snapshots import StoreSnapshot, Version
+from app.history.store import HistoryStore
 
 logger = logging.getLogger("ray.serve")
 MAINTENANCE_TICK_S = 0.5
@@ -36,22 +39,34 @@ class Recorder:
         self._store = await asyncio.to_thread(store.open)
         replayed = {name: d.replayed for name, d in self._store.datasets.items()}
         logger.info("history at %s opened; WAL rows replayed: %s", config.storage_root, replayed)
+        self._wal_lag = metrics.WalLag()
         self._maintenance = asyncio.create_task(self._maintain())
 
     async def _maintain(self) -> None:
         last_compaction = time.monotonic()
         while True:
             await asyncio.sleep(MAINTENANCE_TICK_S)
+            flushed: dict[str, int] = {}
             try:
-                await asyncio.to_thread(
+                started = time.perf_counter()
+                flushed = await asyncio.to_thread(
                     self._store.flush, self._config.flush_records, self._config.flush_interval_s
                 )
+                if flushed:  # most ticks flush nothing: only real flushes are timed
+                    metrics.recorder_flushed(flushed, (time.perf_counter() - started) * 1000)
                 if time.monotonic() - last_compaction >= self._config.compact_interval_s:
                     last_compaction = time.monotonic()
+                    started = time.perf_counter()
                     await asyncio.to_thread(self._store.compact, self._config.compact_min_files)
+                    metrics.recorder_compacted((time.perf_counter() - started) * 1000)
                 await asyncio.to_thread(self._store.collect_garbage)
             except Exception:  # the WAL still holds every row; retry next tick
+                metrics.recorder_maintenance_failed()
                 logger.exception("history maintenance failed; will retry")
+            try:  # stats() takes the datasets' locks: off the event loop
+                self._wal_lag.observe(await asyncio.to_thread(self._store.stats), flushed)
+            except Exception:
+                logger.debug("WAL lag not measured this tick", exc_info=True)
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -97,6 +112,20 @@ class Recorder:
         await asyncio.to_thread(self._store.feedback.append, [row])
 
     # ---- reads ---------------------------------------------------------------------------
+
+    async def read_snapshot(
+        self, names: tuple[str, ...], held: dict[str, Version]
+    ) -> StoreSnapshot:
+        """An ingress replica's read: the named datasets' files and unflushed rows, beyond
+        what it `held`. The query runs there (app/history/client.py), not here. Most reads
+        find nothing new: answered here, no thread hop (locks only tried, never waited for)."""
+        snapshot = self._store.export(names, held, quick=True)
+        if snapshot is None:  # a lock is busy, or rows are to be copied out: off the loop
+            snapshot = await asyncio.to_thread(self._store.export, names, held)
+        return snapshot
+
+    # The Recorder's own queries: for replicas that cannot see the storage, the Limiter's
+    # usage, and the OpenAI door's previous_response_id.
 
     async def list_inferences(self, filters: InferenceFilters) -> tuple[list[dict], int]:
         rows, total = await asyncio.to_thread(self._store.list_inferences, filters)

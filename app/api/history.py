@@ -1,4 +1,7 @@
-"""Inference history: GET /inferences, GET /inferences/{id}, feedback, and usage."""
+"""Inference history: GET /inferences, GET /inferences/{id}, feedback, and usage.
+
+Reads run in this replica (app/history/client.py: its own DuckDB over the Recorder's
+snapshot); feedback is written through the Recorder."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ from app.api.auth import Principal, authenticate
 from app.api.json_body import read_json
 from app.api.native import body_validation_error
 from app.api.state import current
+from app.history.queries import InferenceFilters
 from app.history.records import feedback_row
-from app.history.store import InferenceFilters
 from app.protocol import ApiError, ApiException, quoted
 from app.wire.history import FeedbackRequest, FeedbackResponse
 
@@ -87,7 +90,7 @@ async def list_inferences(
         latency_min=latency_min,
         latency_max=latency_max,
     )
-    rows, total = await current().gateway.history("list_inferences", filters)
+    rows, total = await current().history.list_inferences(filters)
     return {"inferences": rows, "total": total, "limit": limit, "offset": offset}
 
 
@@ -95,10 +98,10 @@ async def list_inferences(
 async def get_inference(
     inference_id: str, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
-    gateway = current().gateway
-    row = await gateway.history("get_inference", inference_id, principal.project_id)
+    history = current().history
+    row = await history.get_inference(inference_id, principal.project_id)
     for project in sorted(principal.projects) if row is None else ():  # its other projects
-        row = await gateway.history("get_inference", inference_id, project)
+        row = await history.get_inference(inference_id, project)
         if row is not None:
             break
     if row is None:
@@ -120,7 +123,7 @@ async def post_feedback(
         feedback = FeedbackRequest.model_validate(body)
     except ValidationError as exc:
         raise body_validation_error(exc) from None
-    record = await state.gateway.history("get_inference", inference_id, principal.project_id)
+    record = await state.history.get_inference(inference_id, principal.project_id)
     if record is None:
         raise _not_found(inference_id)
     row = feedback_row(
@@ -131,7 +134,7 @@ async def post_feedback(
         project_id=record.get("project_id"),
         api_key_id=principal.key_id,
     )
-    await state.gateway.history("add_feedback", row)
+    await state.history.add_feedback(row)
     at = row["created_at"].isoformat().replace("+00:00", "Z")
     return {"inference_id": inference_id, "human_verdict": row["verdict"], "human_feedback_at": at}
 
@@ -140,7 +143,7 @@ async def post_feedback(
 async def get_feedback(
     inference_id: str, principal: Principal = Depends(authenticate)
 ) -> dict[str, Any]:
-    row = await current().gateway.history("get_feedback", inference_id, principal.project_id)
+    row = await current().history.get_feedback(inference_id, principal.project_id)
     if row is None:
         raise ApiException(
             ApiError(
@@ -156,7 +159,7 @@ async def usage(
     until: datetime | None = Query(None),
     principal: Principal = Depends(authenticate),
 ) -> dict[str, Any]:
-    rows = await current().gateway.history(
-        "usage", principal.project_id, _utc(since, "since"), _utc(until, "until")
+    rows = await current().history.usage(
+        principal.project_id, _utc(since, "since"), _utc(until, "until")
     )
     return {"usage": rows, "since": since, "until": until}

@@ -21,6 +21,7 @@ class ServerState:
     admissions: Any  # app.admission.Admissions
     gliner2_model: str = "pioneer-demo/gliner2-minilm-demo"  # what POST /gliner-2 runs
     embeddings: Any = None  # app.embedding_gateway.EmbeddingGateway (POST /v1/embeddings)
+    history: Any = None  # app.history.client.HistoryClient (GET /inferences, /usage, ...)
 
 
 _current: ServerState | None = None

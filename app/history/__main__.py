@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from app.history.records import SCHEMAS
+from app.history.schemas import SCHEMAS
 from app.history.wal import read_segments
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")

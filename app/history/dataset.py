@@ -21,17 +21,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from app.history.records import without_lone_surrogates
+from app.history.snapshots import DatasetSnapshot, Version
+from app.history.sources import EMPTY_FILE, connection, published_source
 from app.history.storage import Storage
 from app.history.wal import WriteAheadLog, encode_row
 
 logger = logging.getLogger("ray.serve")
-EMPTY_FILE = "date=1970-01-01/empty.parquet"  # zero rows: a reader's file list is never empty
 RECENT_IDS = 200_000  # ids published by this process that a late duplicate is checked against
 
 
@@ -86,6 +85,10 @@ class Dataset:
         self._recent: set[str] = set()  # recently published ids (a retried append is dropped)
         self._recent_order: deque[str] = deque()
         self.replayed = 0
+        # What a remote reader holds is named by these (see snapshots.Version).
+        self._incarnation = uuid.uuid4().hex
+        self._files_version = 0
+        self._tail_epoch = 0
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -184,7 +187,7 @@ class Dataset:
                 del pending[key]
                 del self._buffer[key]
             if late:
-                self._buffer_table = None
+                self._rows_left()
         if not pending:
             self.wal.drop(sealed)
             return 0
@@ -213,10 +216,15 @@ class Dataset:
                     del self._buffer[key]
             self._replayed -= pending.keys()
             self._remember(table.column("id").to_pylist())
-            self._buffer_table = None
+            self._rows_left()
             self._buffered_since = time.monotonic() if self._buffer else None
         self.wal.drop(sealed)
         return table.num_rows
+
+    def _rows_left(self) -> None:
+        """Rows left the buffer: remote readers' tails start again (a new epoch)."""
+        self._buffer_table = None
+        self._tail_epoch += 1
 
     def _remember(self, ids: list[str]) -> None:
         self._recent.update(ids)
@@ -230,10 +238,10 @@ class Dataset:
         """Drop rows whose id is already in Parquet (a replay after a crash mid-flush)."""
         if not files:
             return table, day
-        cursor = _connection().cursor()
+        cursor = connection().cursor()
         try:
             cursor.register("pending_ids", table.select(["id"]))
-            source, params = self.source_sql(cursor, files, "published")
+            source, params = published_source(cursor, self.storage, self.schema, files, "published")
             published = cursor.execute(
                 f"SELECT id FROM {source} WHERE id IN (SELECT id FROM pending_ids)", params
             ).fetchall()
@@ -252,6 +260,7 @@ class Dataset:
         manifest = {"files": files, "retired": [{"path": r.path} for r in retired]}
         self.storage.write_json(manifest, self.manifest_path)
         self._state = _State(files=files, retired=retired)
+        self._files_version += 1
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -267,25 +276,32 @@ class Dataset:
         with self._lock:
             self._readers.pop(snapshot.token, None)
 
-    def source_sql(
-        self, cursor: duckdb.DuckDBPyConnection, files: list[str], name: str
-    ) -> tuple[str, list[Any]]:
-        """A FROM-clause source over published files, and its parameters, for this cursor.
-
-        Local files go to DuckDB's own Parquet reader; other filesystems are handed over as
-        an Arrow dataset (DuckDB scans it with projection and filter pushdown).
-        """
-        if self.storage.local:
-            full = [self.storage.full(f) for f in files]
-            return "read_parquet(?::VARCHAR[], hive_partitioning = false)", [full]
-        dataset = pads.dataset(
-            [self.storage.full(f) for f in files],
-            schema=self.schema,
-            format="parquet",
-            filesystem=self.storage.fs,
-        )
-        cursor.register(name, dataset)
-        return name, []
+    def export(self, held: Version | None, *, quick: bool = False) -> DatasetSnapshot | None:
+        """What a remote reader needs beyond what it `held`: the file list if it changed,
+        the tail rows appended since (all of them after a flush). Both as of one instant.
+        `quick`: only if that costs nothing (the lock is free, no row to copy), else None."""
+        if not self._lock.acquire(blocking=not quick):
+            return None
+        try:
+            version = Version(
+                self._incarnation, self._files_version, self._tail_epoch, len(self._buffer)
+            )
+            same_writer = held is not None and held.incarnation == version.incarnation
+            unchanged = same_writer and held.files == version.files
+            files = None if unchanged else list(self._state.files)
+            start = (
+                held.rows
+                if same_writer and held.epoch == version.epoch and held.rows <= version.rows
+                else 0
+            )
+            if quick and start < version.rows:
+                return None
+            # Within an epoch rows are only added, and a dict keeps insertion order.
+            rows = list(itertools.islice(self._buffer.values(), start, None))
+        finally:
+            self._lock.release()
+        tail = _ipc(self._to_table(rows)) if rows else None
+        return DatasetSnapshot(version, files, start, tail)
 
     # ---- compaction and clean-up ---------------------------------------------------------
 
@@ -356,19 +372,6 @@ class Dataset:
         self.wal.close()
 
 
-_shared: duckdb.DuckDBPyConnection | None = None
-_shared_lock = threading.Lock()
-
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per process; each query takes its own cursor (thread-safe)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = duckdb.connect()
-        return _shared
-
-
 def _first_per_id(table: pa.Table) -> pa.Table:
     """Keep one row per id (a last line of defence: flushes already dedupe)."""
     seen: set[str] = set()
@@ -377,6 +380,13 @@ def _first_per_id(table: pa.Table) -> pa.Table:
         keep.append(key not in seen)
         seen.add(key)
     return table if all(keep) else table.filter(pa.array(keep))
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _stamp() -> str:

@@ -1,4 +1,5 @@
-"""Row shapes of the three datasets, and how an inference becomes rows. No I/O here.
+"""How an inference becomes rows, and how a stored row reads back. No I/O here, and no
+pyarrow: the ingress builds rows with this module (the Parquet types are in `schemas`).
 
 JSON-valued fields (output, metadata, corrected_output) are stored as JSON text so the
 Parquet schema stays fixed; DuckDB's json functions read them in ad-hoc SQL. `input` is stored
@@ -15,8 +16,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 from app.protocol import (
     LONE_SURROGATE,
     ApiError,
@@ -25,74 +24,10 @@ from app.protocol import (
     SamplingOptions,
 )
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-
-INFERENCES = pa.schema(
-    [
-        ("id", pa.string()),
-        ("user_id", pa.string()),
-        ("api_key_id", pa.string()),
-        ("model_id", pa.string()),
-        ("model_name", pa.string()),
-        ("task", pa.string()),
-        ("input", pa.string()),
-        ("output", pa.string()),
-        ("latency_ms", pa.int64()),
-        ("tokens", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("source", pa.string()),
-        ("format", pa.string()),
-        ("status", pa.string()),
-        ("error_type", pa.string()),
-        ("error_message", pa.string()),
-        ("created_at", TIMESTAMP),
-        ("project_id", pa.string()),
-        ("training_job_id", pa.string()),
-        ("provider", pa.string()),
-        ("base_model", pa.string()),
-        ("metadata", pa.string()),
-    ]
-)
-
-BILLING = pa.schema(
-    [
-        ("id", pa.string()),  # the inference id: one event per inference
-        ("project_id", pa.string()),
-        ("api_key_id", pa.string()),
-        ("model_id", pa.string()),
-        ("base_model", pa.string()),
-        ("training_job_id", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("cache_read_tokens", pa.int64()),
-        ("cache_write_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-        ("status", pa.string()),
-        ("created_at", TIMESTAMP),
-    ]
-)
-
-FEEDBACK = pa.schema(
-    [
-        ("id", pa.string()),  # the feedback event's own id; the latest per inference wins
-        ("inference_id", pa.string()),
-        ("project_id", pa.string()),
-        ("api_key_id", pa.string()),
-        ("verdict", pa.string()),
-        ("corrected_output", pa.string()),
-        ("notes", pa.string()),
-        ("created_at", TIMESTAMP),
-    ]
-)
-
 # A bill's status when the inference ran but its history row could not be kept (the caller
 # got a 503 instead of the result); "success" and "failed" are the others.
 UNRECORDED = "unrecorded"
 
-SCHEMAS = {"inferences": INFERENCES, "billing": BILLING, "feedback": FEEDBACK}
 JSON_FIELDS = {"output", "metadata", "corrected_output", "human_corrected_output"}
 
 # Schema sections -> task names (docs: extract_entities, classify_text, extract_json, ...).

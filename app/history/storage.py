@@ -88,8 +88,9 @@ class Storage:
 
     def _publish_local(self, relative: str, write: Any) -> None:
         final = Path(self.full(relative))
-        dataset = relative.split("/", 1)[0]
-        staging = Path(self.full(f"{dataset}/{STAGING}"))
+        # Beside the dataset's partitions (never inside them), or the root's own for its files.
+        folder = relative.split("/", 1)[0] if "/" in relative else ""
+        staging = Path(self.full(f"{folder}/{STAGING}" if folder else STAGING))
         staging.mkdir(parents=True, exist_ok=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         temporary = staging / f"{uuid.uuid4().hex}.tmp"

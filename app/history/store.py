@@ -1,73 +1,29 @@
-"""The history store: three datasets and the DuckDB queries over them.
+"""The history store: three datasets and the DuckDB queries over them (the writer's side).
 
-Every query reads a snapshot (published files + unflushed rows), so a record is visible as
-soon as its append returns (read-your-writes) and never twice. Every filter value is a bound
-parameter; only fixed SQL text is formatted.
+The Recorder owns it. Its reads (the CLI, tests, and ingress replicas that cannot reach the
+storage) query a local snapshot: published files + unflushed rows, so a record is visible as
+soon as its append returns (read-your-writes) and never twice. Ingress replicas that can
+reach the storage are sent a `StoreSnapshot` (`export`) and query it themselves
+(`snapshot_reader`). The SQL is in `queries`, shared by both.
 """
 
 from __future__ import annotations
 
 import fcntl
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.history.dataset import Dataset, Snapshot, _connection
-from app.history.records import SCHEMAS, task_filter_parts
+from app.history import queries
+from app.history.dataset import Dataset
+from app.history.queries import InferenceFilters
+from app.history.schemas import SCHEMAS
+from app.history.snapshots import STORE_ID_FILE, StoreSnapshot, Version
+from app.history.sources import DatasetView, SnapshotReading
 from app.history.storage import Storage
-
-
-@dataclass(frozen=True)
-class InferenceFilters:
-    limit: int = 100
-    offset: int = 0
-    model_id: str | None = None
-    task: str | None = None
-    project_id: str | None = None
-    training_job_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    latency_min: float | None = None
-    latency_max: float | None = None
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses, params = ["TRUE"], []
-        for column in ("model_id", "project_id", "training_job_id"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if self.task is not None:
-            # Documented names (ner, classification, ...) become the recorded task names. One
-            # name matches a record with that task among its parts; a combined value
-            # (`ner+classification`) matches records with exactly those parts, in any order.
-            parts = task_filter_parts(self.task)
-            if len(parts) == 1:
-                clauses.append("(task = ? OR list_contains(string_split(task, '+'), ?))")
-                params += [parts[0], parts[0]]
-            else:
-                clauses.append("list_sort(list_distinct(string_split(task, '+'))) = ?")
-                params.append(sorted(set(parts)))
-        for column, op, value in (
-            ("created_at", ">=", self.since),
-            ("created_at", "<=", self.until),
-            ("latency_ms", ">=", self.latency_min),
-            ("latency_ms", "<=", self.latency_max),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        return " AND ".join(clauses), params
-
-
-FEEDBACK_COLUMNS = """
-    arg_max(verdict, created_at) AS human_verdict,
-    arg_max(corrected_output, created_at) AS human_corrected_output,
-    arg_max(notes, created_at) AS human_feedback_notes,
-    max(created_at) AS human_feedback_at
-"""
 
 
 class LockedError(RuntimeError):
@@ -85,6 +41,7 @@ class HistoryStore:
             for name, schema in SCHEMAS.items()
         }
         self._lock_file = None
+        self.store_id = ""
 
     @property
     def inferences(self) -> Dataset:
@@ -109,6 +66,11 @@ class HistoryStore:
             raise LockedError(
                 f"another writer (a running server?) holds {self.wal_dir / 'writer.lock'}"
             ) from None
+        identity = self.storage.read_json(STORE_ID_FILE)
+        if identity is None:
+            identity = {"id": uuid.uuid4().hex}
+            self.storage.write_json(identity, STORE_ID_FILE)
+        self.store_id = identity["id"]
         for dataset in self.datasets.values():
             dataset.open()
         return self
@@ -137,88 +99,47 @@ class HistoryStore:
 
     # ---- reads ---------------------------------------------------------------------------
 
+    def export(
+        self, names: Iterable[str], held: dict[str, Version], *, quick: bool = False
+    ) -> StoreSnapshot | None:
+        """For a reader elsewhere: each named dataset's files and tail, beyond what it held.
+        `quick`: only if no lock is busy and no row needs copying out, else None."""
+        datasets = {}
+        for name in names:
+            part = self.datasets[name].export(held.get(name), quick=quick)
+            if part is None:
+                return None
+            datasets[name] = part
+        root = self.storage.base if self.storage.local else self.storage.root
+        return StoreSnapshot(root, self.store_id, datasets)
+
     @contextmanager
-    def _reading(self, *names: str) -> Any:
-        """A cursor with a `<name>_all` view-like source per dataset: published + buffered."""
-        cursor = _connection().cursor()
-        snapshots: list[tuple[Dataset, Snapshot]] = []
+    def _reading(self, *names: str) -> Iterator[SnapshotReading]:
+        """A reading of the named datasets as of now: published files + unflushed rows."""
+        snapshots = {name: self.datasets[name].snapshot() for name in names}
         try:
-            sources: dict[str, tuple[str, list[Any]]] = {}
-            for name in names:
-                dataset = self.datasets[name]
-                snapshot = dataset.snapshot()
-                snapshots.append((dataset, snapshot))
-                published, params = dataset.source_sql(cursor, snapshot.files, f"{name}_files")
-                cursor.register(f"{name}_buffer", snapshot.buffered)
-                sql = f"(SELECT * FROM {published} UNION ALL BY NAME SELECT * FROM {name}_buffer)"
-                sources[name] = (sql, params)
-            yield cursor, sources
+            yield SnapshotReading(
+                self.storage,
+                {
+                    name: DatasetView(self.datasets[name].schema, snap.files, snap.buffered)
+                    for name, snap in snapshots.items()
+                },
+            )
         finally:
-            cursor.close()
-            for dataset, snapshot in snapshots:
-                dataset.release(snapshot)
+            for name, snap in snapshots.items():
+                self.datasets[name].release(snap)
 
     def list_inferences(self, filters: InferenceFilters) -> tuple[list[dict[str, Any]], int]:
-        where, where_params = filters.where()
-        with self._reading("inferences", "feedback") as (cursor, sources):
-            inferences, inf_params = sources["inferences"]
-            feedback, fb_params = sources["feedback"]
-            total = cursor.execute(
-                f"SELECT count(*) FROM {inferences} WHERE {where}", inf_params + where_params
-            ).fetchone()[0]
-            sql = f"""
-                WITH page AS (
-                    SELECT * FROM {inferences} WHERE {where}
-                    ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?
-                ),
-                latest AS (
-                    SELECT inference_id, {FEEDBACK_COLUMNS} FROM {feedback}
-                    WHERE inference_id IN (SELECT id FROM page) GROUP BY inference_id
-                )
-                SELECT page.*, latest.* EXCLUDE (inference_id)
-                FROM page LEFT JOIN latest ON latest.inference_id = page.id
-                ORDER BY page.created_at DESC, page.id DESC
-            """
-            params = inf_params + where_params + [filters.limit, filters.offset] + fb_params
-            rows = _dicts(cursor.execute(sql, params))
-        return rows, total
+        with self._reading(*queries.INFERENCE_DATASETS) as reading:
+            return queries.list_inferences(reading, filters)
 
     def get_inference(self, inference_id: str, project_id: str | None) -> dict | None:
-        with self._reading("inferences", "feedback") as (cursor, sources):
-            inferences, inf_params = sources["inferences"]
-            feedback, fb_params = sources["feedback"]
-            scope, scope_params = (
-                ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
-            )
-            sql = f"""
-                WITH hit AS (
-                    SELECT * FROM {inferences} WHERE id = ? {scope} LIMIT 1
-                ),
-                latest AS (
-                    SELECT inference_id, {FEEDBACK_COLUMNS} FROM {feedback}
-                    WHERE inference_id = ? GROUP BY inference_id
-                )
-                SELECT hit.*, latest.* EXCLUDE (inference_id)
-                FROM hit LEFT JOIN latest ON latest.inference_id = hit.id
-            """
-            params = inf_params + [inference_id, *scope_params] + fb_params + [inference_id]
-            rows = _dicts(cursor.execute(sql, params))
-        return rows[0] if rows else None
+        with self._reading(*queries.INFERENCE_DATASETS) as reading:
+            return queries.get_inference(reading, inference_id, project_id)
 
     def get_feedback(self, inference_id: str, project_id: str | None) -> dict | None:
-        with self._reading("feedback") as (cursor, sources):
-            feedback, params = sources["feedback"]
-            scope, scope_params = (
-                ("AND project_id = ?", [project_id]) if project_id is not None else ("", [])
-            )
-            rows = _dicts(
-                cursor.execute(
-                    f"SELECT * FROM {feedback} WHERE inference_id = ? {scope} "
-                    "ORDER BY created_at DESC LIMIT 1",
-                    params + [inference_id, *scope_params],
-                )
-            )
-        return rows[0] if rows else None
+        with self._reading("feedback") as reading:
+            return queries.get_feedback(reading, inference_id, project_id)
 
     def usage(
         self,
@@ -227,40 +148,14 @@ class HistoryStore:
         until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Tokens and cost per project and model over a time range, from the billing data."""
-        clauses, params = ["TRUE"], []
-        for sql, value in (
-            ("project_id = ?", project_id),
-            ("created_at >= ?", since),
-            ("created_at <= ?", until),
-        ):
-            if value is not None:
-                clauses.append(sql)
-                params.append(value)
-        with self._reading("billing") as (cursor, sources):
-            billing, source_params = sources["billing"]
-            return _dicts(
-                cursor.execute(
-                    f"""
-                    SELECT project_id,
-                           -- what ran: the job, else the base model (aliases fold in)
-                           coalesce(training_job_id, base_model, model_id) AS model_id,
-                           count(*) AS inferences,
-                           count(*) FILTER (WHERE status <> 'success') AS failed,
-                           sum(input_tokens) AS input_tokens,
-                           sum(output_tokens) AS output_tokens,
-                           sum(cache_read_tokens) AS cache_read_tokens,
-                           sum(cache_write_tokens) AS cache_write_tokens,
-                           round(sum(cost_usd), 9) AS cost_usd
-                    FROM {billing} WHERE {" AND ".join(clauses)}
-                    GROUP BY ALL ORDER BY project_id NULLS FIRST, model_id
-                    """,
-                    source_params + params,
-                )
-            )
+        with self._reading("billing") as reading:
+            return queries.usage(reading, project_id, since, until)
 
     def count(self, name: str, where: str = "TRUE", params: list[Any] | None = None) -> int:
         """Rows of a dataset matching fixed SQL (tests and tools; never user input)."""
-        with self._reading(name) as (cursor, sources):
+        with self._reading(name) as reading, reading.open() as (cursor, sources):
+            if sources[name] is None:
+                return 0
             source, source_params = sources[name]
             return cursor.execute(
                 f"SELECT count(*) FROM {source} WHERE {where}", source_params + (params or [])
@@ -268,8 +163,3 @@ class HistoryStore:
 
     def stats(self) -> dict[str, Any]:
         return {name: d.stats() for name, d in self.datasets.items()}
-
-
-def _dicts(result: Any) -> list[dict[str, Any]]:
-    columns = [c[0] for c in result.description]
-    return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]

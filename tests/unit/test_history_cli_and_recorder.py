@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -115,3 +116,26 @@ def test_a_row_with_lone_surrogates_is_kept_with_them_replaced(tmp_path: Path) -
     kept = store.get_inference("id-000001", None)
     assert kept is not None and kept["error_message"] == "bad \ufffd text"
     assert kept["input"] == '"\ufffd"'
+
+
+def test_the_recorder_sends_a_snapshot_not_a_query_result(tmp_path: Path) -> None:
+    """An ingress replica's read: the Recorder's files and unflushed rows, as of one instant."""
+
+    async def scenario() -> tuple[Any, Any]:
+        recorder = Recorder.__new__(Recorder)
+        await recorder.__init__(HistoryConfig(storage_root=str(tmp_path)))
+        recorder._maintenance.cancel()
+        await recorder._write([_Entry(bill(1), row(1))])
+        first = await recorder.read_snapshot(("inferences", "billing"), {})
+        held = {name: part.version for name, part in first.datasets.items()}
+        again = await recorder.read_snapshot(("inferences", "billing"), held)
+        recorder._store.close()
+        return first, again
+
+    first, again = asyncio.run(scenario())
+    assert first.root == str(tmp_path.resolve()) and first.store_id
+    assert (tmp_path / "_store.json").exists()
+    inferences = first.datasets["inferences"]
+    assert inferences.files == ["inferences/date=1970-01-01/empty.parquet"]
+    assert inferences.tail_start == 0 and inferences.tail  # the row, as Arrow IPC bytes
+    assert all(part.files is None and part.tail is None for part in again.datasets.values())

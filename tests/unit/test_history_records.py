@@ -14,7 +14,8 @@ import pytest
 
 from app.catalog import CatalogModel, load_catalog
 from app.history import records
-from app.history.store import HistoryStore, InferenceFilters
+from app.history.queries import InferenceFilters
+from app.history.store import HistoryStore
 from app.protocol import ApiError, ExtractOptions, InferenceRequest, ResolvedModel, SamplingOptions
 from deployments.resolver import ModelResolver
 from tests.conftest import ROOT, TINY_ID

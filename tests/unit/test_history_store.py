@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from app.history.dataset import Dataset
-from app.history.store import HistoryStore, InferenceFilters, LockedError
+from app.history.queries import InferenceFilters
+from app.history.store import HistoryStore, LockedError
 from app.history.wal import WriteAheadLog
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -141,7 +142,7 @@ def test_the_same_id_twice_is_kept_once(tmp_path: Path) -> None:
 
 
 def test_a_torn_wal_tail_is_skipped(tmp_path: Path) -> None:
-    from app.history.records import INFERENCES
+    from app.history.schemas import INFERENCES
 
     wal = WriteAheadLog(tmp_path / "wal", INFERENCES)
     wal.append([row(1)])
