@@ -5,7 +5,6 @@ in for Ray Serve's here; the same path runs for real in bench/chaos.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from app.config import LimitsConfig
@@ -19,50 +18,9 @@ from app.protocol import (
     ResolvedModel,
     TokenDelta,
 )
+from tests.unit.fakes import FakeHandle, FakeResponse
 
 MODEL = ResolvedModel("m", "m", "decoder", "vllm", "m", "m")
-
-
-class FakeResponse:
-    """What a DeploymentResponse(Generator) offers the gateway."""
-
-    def __init__(self, value: Any = None, error: Exception | None = None, items: Any = ()):
-        self.value, self.error, self.items = value, error, list(items)
-
-    async def _fetch_future_result_async(self) -> None:
-        return None
-
-    def cancel(self) -> None:
-        pass
-
-    def __await__(self) -> Any:
-        async def result() -> Any:
-            if self.error is not None:
-                raise self.error
-            return self.value
-
-        return result().__await__()
-
-    async def _stream(self) -> AsyncIterator[Any]:
-        for item in self.items:
-            yield item
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._stream()
-
-
-class FakeHandle:
-    def __init__(self, **methods: Any) -> None:
-        self.methods = methods
-
-    def options(self, **_: Any) -> FakeHandle:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        class Method:
-            remote = self.methods[name]
-
-        return Method
 
 
 def run_stream(record: Any) -> tuple[list[Any], GenerationTally]:
