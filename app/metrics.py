@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
 from typing import Any, Literal
 
 from ray.serve.metrics import Counter, Gauge, Histogram
@@ -194,6 +194,22 @@ def _dropped(what: str) -> None:
         logger.warning("metric %s not recorded (logged once a minute)", what, exc_info=True)
 
 
+def _never_raises(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A recording helper: an error in it is logged (once a minute) and dropped."""
+
+    def wrap(record: Callable[..., None]) -> Callable[..., None]:
+        @wraps(record)
+        def recorded(*args: Any, **kwargs: Any) -> None:
+            try:
+                record(*args, **kwargs)
+            except Exception:
+                _dropped(what)
+
+        return recorded
+
+    return wrap
+
+
 # Ray's metrics agent forgets a gauge series that is not set again within two export
 # intervals (about 20 s), so an idle replica's last value would vanish from the scrape: every
 # value set is held and set again every HOLD_S by one daemon thread per process.
@@ -266,88 +282,68 @@ def note_model(model_id: str) -> None:
         labels.model = model_id
 
 
+@_never_raises("pioneer_requests")
 def request_done(route: str | None, fmt: str, model: str, status: int, latency_ms: float) -> None:
-    try:
-        tags = {"route": route or UNMATCHED, "format": fmt, "model": model, "status": str(status)}
-        _requests().inc(tags=tags)
-        _request_latency().observe(latency_ms, tags=tags)
-    except Exception:
-        _dropped("pioneer_requests")
+    tags = {"route": route or UNMATCHED, "format": fmt, "model": model, "status": str(status)}
+    _requests().inc(tags=tags)
+    _request_latency().observe(latency_ms, tags=tags)
 
 
+@_never_raises("pioneer_*_tokens")
 def tokens_billed(source: str, bill: dict[str, Any]) -> None:
     """A durable bill's tokens (Pioneer's split: input excludes cache reads)."""
-    try:
-        tags = {"model": bill.get("base_model") or UNKNOWN, "format": source_format(source)}
-        for counter, key in (
-            (_input_tokens, "input_tokens"),
-            (_output_tokens, "output_tokens"),
-            (_cached_tokens, "cache_read_tokens"),
-        ):
-            if (count := bill.get(key) or 0) > 0:  # a counter takes positive steps only
-                counter().inc(count, tags=tags)
-    except Exception:
-        _dropped("pioneer_*_tokens")
+    tags = {"model": bill.get("base_model") or UNKNOWN, "format": source_format(source)}
+    for counter, key in (
+        (_input_tokens, "input_tokens"),
+        (_output_tokens, "output_tokens"),
+        (_cached_tokens, "cache_read_tokens"),
+    ):
+        if (count := bill.get(key) or 0) > 0:  # a counter takes positive steps only
+            counter().inc(count, tags=tags)
 
 
+@_never_raises("pioneer_time_to_first_token_ms")
 def first_token(model_id: str | None, source: str, latency_ms: float) -> None:
-    try:
-        tags = {"model": model_id or UNKNOWN, "format": source_format(source)}
-        _first_token().observe(latency_ms, tags=tags)
-    except Exception:
-        _dropped("pioneer_time_to_first_token_ms")
+    tags = {"model": model_id or UNKNOWN, "format": source_format(source)}
+    _first_token().observe(latency_ms, tags=tags)
 
 
+@_never_raises("pioneer_encoder_batch_texts")
 def encoder_batch(texts: int) -> None:
-    try:
-        _encoder_batch().observe(texts)
-    except Exception:
-        _dropped("pioneer_encoder_batch_texts")
+    _encoder_batch().observe(texts)
 
 
+@_never_raises("pioneer_encoder_queue_texts")
 def encoder_queue(texts: int) -> None:
-    try:
-        _set_gauge(_encoder_queue, texts)
-    except Exception:
-        _dropped("pioneer_encoder_queue_texts")
+    _set_gauge(_encoder_queue, texts)
 
 
+@_never_raises("pioneer_rate_limit_rejections")
 def rate_limit_rejected(group: str, scope: str | None, code: str) -> None:
-    try:
-        _rate_limited().inc(tags={"group": group, "scope": scope or UNKNOWN, "code": code})
-    except Exception:
-        _dropped("pioneer_rate_limit_rejections")
+    _rate_limited().inc(tags={"group": group, "scope": scope or UNKNOWN, "code": code})
 
 
+@_never_raises("pioneer_credit_rejections")
 def credit_rejected(code: str) -> None:
-    try:
-        _credit_refused().inc(tags={"code": code})
-    except Exception:
-        _dropped("pioneer_credit_rejections")
+    _credit_refused().inc(tags={"code": code})
 
 
+@_never_raises("pioneer_recorder_flush_ms")
 def recorder_flushed(rows_by_dataset: dict[str, int], duration_ms: float) -> None:
-    try:
-        _flush_duration().observe(duration_ms)
-        for dataset, rows in rows_by_dataset.items():
-            if rows > 0:
-                _flushed_rows().inc(rows, tags={"dataset": dataset})
-    except Exception:
-        _dropped("pioneer_recorder_flush_ms")
+    _flush_duration().observe(duration_ms)
+    for dataset, rows in rows_by_dataset.items():
+        if rows > 0:
+            _flushed_rows().inc(rows, tags={"dataset": dataset})
 
 
+@_never_raises("pioneer_recorder_compaction_ms")
 def recorder_compacted(duration_ms: float) -> None:
-    try:
-        _compaction_duration().observe(duration_ms)
-    except Exception:
-        _dropped("pioneer_recorder_compaction_ms")
+    _compaction_duration().observe(duration_ms)
 
 
+@_never_raises("pioneer_recorder_maintenance_failures")
 def recorder_maintenance_failed() -> None:
-    try:
-        _maintenance_failures().inc()
-    except Exception:
-        _dropped("pioneer_recorder_maintenance_failures")
+    _maintenance_failures().inc()
 
 
 class WalLag:
