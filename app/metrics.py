@@ -181,6 +181,17 @@ def _maintenance_failures() -> Counter:
     )
 
 
+@cache
+def _history_reads() -> Counter:
+    return Counter(
+        "pioneer_history_reads",
+        description="History reads by who answered: `held`, this replica on what it held "
+        "(the WAL showed no write since); `snapshot`, this replica after asking the Recorder "
+        "what changed; `recorder`, the Recorder itself.",
+        tag_keys=("answered_by",),
+    )
+
+
 # ---- recording, never raising --------------------------------------------------------------
 
 _warned_at = 0.0
@@ -344,6 +355,11 @@ def recorder_compacted(duration_ms: float) -> None:
 @_never_raises("pioneer_recorder_maintenance_failures")
 def recorder_maintenance_failed() -> None:
     _maintenance_failures().inc()
+
+
+@_never_raises("pioneer_history_reads")
+def history_read(answered_by: Literal["held", "snapshot", "recorder"]) -> None:
+    _history_reads().inc(tags={"answered_by": answered_by})
 
 
 class WalLag:

@@ -25,6 +25,7 @@ from app.history.schemas import SCHEMAS
 from app.history.snapshots import STORE_ID_FILE, DatasetSnapshot, StoreSnapshot, Version
 from app.history.sources import DatasetView, SnapshotReading
 from app.history.storage import Storage
+from app.history.wal_watch import Stamp, WalWatch
 
 T = TypeVar("T")
 MAX_TAIL_CHUNKS = 32  # tails grow a chunk per snapshot; past this they are merged into one
@@ -45,6 +46,7 @@ class View:
     version: Version
     files: list[str]
     tail: pa.Table
+    stamp: Stamp | None = None  # the writer's WAL just before this view was asked for
 
 
 class SnapshotReader:
@@ -53,6 +55,7 @@ class SnapshotReader:
         self.store_id = store_id
         self._held: dict[str, View] = {}
         self._lock = threading.Lock()
+        self._watch: WalWatch | None = None  # the writer's WAL, where this host can see it
 
     @classmethod
     def open(cls, root: str, store_id: str) -> SnapshotReader | None:
@@ -76,6 +79,21 @@ class SnapshotReader:
         """The versions held: the Recorder sends only what is newer."""
         return {name: view.version for name, view in self.views(names).items()}
 
+    def stamps(self, names: Iterable[str]) -> dict[str, Stamp] | None:
+        """The writer's WAL now, per dataset: taken before a snapshot is asked for, it lets a
+        later read skip asking while nothing was written (`current`). None: cannot tell."""
+        watch = self._watch
+        return watch.stamps(names) if watch is not None else None
+
+    def current(self, names: Iterable[str], views: dict[str, View]) -> bool:
+        """Whether `views` still hold every acknowledged row: the writer, alive on this host,
+        has written nothing to its WAL since just before they were asked for."""
+        names = list(names)
+        if any(name not in views or views[name].stamp is None for name in names):
+            return False
+        now = self.stamps(names)
+        return now is not None and all(views[name].stamp == now[name] for name in names)
+
     def forget(self) -> None:
         with self._lock:
             self._held.clear()
@@ -88,11 +106,37 @@ class SnapshotReader:
             for name, part in snapshot.datasets.items()
         )
 
-    def query(self, snapshot: StoreSnapshot, run: Callable[[Reading], T]) -> T:
+    def query(
+        self,
+        snapshot: StoreSnapshot,
+        run: Callable[[Reading], T],
+        stamps: dict[str, Stamp] | None = None,
+    ) -> T:
         """`run(reading)` over the snapshot: published files plus the tail."""
-        return self.run_on(
-            {name: self._adopt(name, part) for name, part in snapshot.datasets.items()}, run
-        )
+        return self.run_on(self.adopt(snapshot, stamps), run)
+
+    def adopt(
+        self, snapshot: StoreSnapshot, stamps: dict[str, Stamp] | None = None
+    ) -> dict[str, View]:
+        """The snapshot's views, now held. `stamps`: the WAL as `stamps()` saw it before the
+        snapshot was asked for."""
+        self._watch_writer(snapshot)
+        views = {}
+        for name, part in snapshot.datasets.items():
+            stamp = (stamps or {}).get(name)
+            if stamp is not None and stamp.writer_id != snapshot.writer_id:
+                stamp = None  # taken of another writer's WAL: vouches for nothing here
+            views[name] = self._adopt(name, part, stamp)
+        return views
+
+    def _watch_writer(self, snapshot: StoreSnapshot) -> None:
+        watch = self._watch
+        if watch is not None and watch.writer_id == snapshot.writer_id:
+            return
+        if snapshot.wal_dir and snapshot.writer_id:
+            self._watch = WalWatch(snapshot.wal_dir, snapshot.writer_id)
+        else:
+            self._watch = None
 
     def run_on(self, views: dict[str, View], run: Callable[[Reading], T]) -> T:
         """`run(reading)` over these views of the datasets."""
@@ -108,7 +152,7 @@ class SnapshotReader:
         except READ_ERRORS as exc:
             raise SnapshotStale(str(exc)) from exc
 
-    def _adopt(self, name: str, part: DatasetSnapshot) -> View:
+    def _adopt(self, name: str, part: DatasetSnapshot, stamp: Stamp | None = None) -> View:
         """The snapshot's view of one dataset, from what was held plus what was sent."""
         sent = _table(part.tail, SCHEMAS[name])
         with self._lock:
@@ -129,7 +173,7 @@ class SnapshotReader:
                 tail = pa.concat_tables([base.tail.slice(0, part.tail_start), sent])
         if tail.num_rows and tail.column(0).num_chunks > MAX_TAIL_CHUNKS:
             tail = tail.combine_chunks()
-        view = View(part.version, files, tail)
+        view = View(part.version, files, tail, stamp)
         with self._lock:
             current = self._held.get(name)
             if current is None or not _ahead(current.version, view.version):

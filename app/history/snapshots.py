@@ -40,3 +40,5 @@ class StoreSnapshot:
     root: str  # the storage root: an absolute folder or a pyarrow.fs URI
     store_id: str  # STORE_ID_FILE's id: a reader checks that it sees the same storage
     datasets: dict[str, DatasetSnapshot]
+    wal_dir: str | None = None  # the writer's WAL folder, as its own host names it
+    writer_id: str = ""  # the writer process's id, also in its lock file (wal_watch)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from app.history import queries
 from app.history.dataset import Dataset
@@ -24,6 +24,7 @@ from app.history.schemas import SCHEMAS
 from app.history.snapshots import STORE_ID_FILE, StoreSnapshot, Version
 from app.history.sources import DatasetView, SnapshotReading
 from app.history.storage import Storage
+from app.history.wal_watch import WRITER_LOCK
 
 
 class LockedError(RuntimeError):
@@ -35,13 +36,14 @@ class HistoryStore:
         self.storage = Storage(root)
         if wal_dir is None and not self.storage.local:
             raise ValueError("a remote storage root needs history.wal_dir on local disk")
-        self.wal_dir = Path(wal_dir) if wal_dir else Path(self.storage.base) / "_wal"
+        self.wal_dir = (Path(wal_dir) if wal_dir else Path(self.storage.base) / "_wal").absolute()
         self.datasets = {
             name: Dataset(name, schema, self.storage, self.wal_dir, gc_grace_s=gc_grace_s)
             for name, schema in SCHEMAS.items()
         }
-        self._lock_file = None
+        self._lock_file: IO[str] | None = None
         self.store_id = ""
+        self.writer_id = uuid.uuid4().hex  # written into the lock file: see wal_watch
 
     @property
     def inferences(self) -> Dataset:
@@ -58,14 +60,18 @@ class HistoryStore:
     def open(self) -> HistoryStore:
         """Take the writer lock (one writer per root), recover and replay every dataset."""
         self.wal_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.wal_dir / "writer.lock", "w")  # noqa: SIM115
+        # Opened without truncating: the id of a writer that holds the lock stays readable.
+        self._lock_file = open(self.wal_dir / WRITER_LOCK, "a")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_file.close()
             raise LockedError(
-                f"another writer (a running server?) holds {self.wal_dir / 'writer.lock'}"
+                f"another writer (a running server?) holds {self.wal_dir / WRITER_LOCK}"
             ) from None
+        self._lock_file.truncate(0)
+        self._lock_file.write(self.writer_id)
+        self._lock_file.flush()
         identity = self.storage.read_json(STORE_ID_FILE)
         if identity is None:
             identity = {"id": uuid.uuid4().hex}
@@ -111,7 +117,7 @@ class HistoryStore:
                 return None
             datasets[name] = part
         root = self.storage.base if self.storage.local else self.storage.root
-        return StoreSnapshot(root, self.store_id, datasets)
+        return StoreSnapshot(root, self.store_id, datasets, str(self.wal_dir), self.writer_id)
 
     @contextmanager
     def _reading(self, *names: str) -> Iterator[SnapshotReading]:

@@ -1,6 +1,7 @@
 """History reads off the writer, over the real app: each ingress replica queries the Recorder's
 snapshot itself, and every acknowledged record is read exactly once whatever the Recorder is
-doing (buffering, flushing, compacting and deleting the files it replaced)."""
+doing (buffering, flushing, compacting and deleting the files it replaced); while nothing is
+written, the replicas do not ask the Recorder at all."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ray import serve
 
 from tests.conftest import TINY_ID
 from tests.integration.conftest import API_KEY, APP_NAME
+from tests.integration.test_metrics import Want, scrape, wait_for
 
 SCHEMA = {"entities": ["person", "organization"]}
 
@@ -63,3 +65,23 @@ def test_a_record_is_found_by_id_on_every_replica(server: str, client: httpx.Cli
         with httpx.Client(base_url=server, headers={"X-API-Key": API_KEY}, timeout=60) as fresh:
             response = fresh.get(f"/inferences/{inference_id}")
         assert response.status_code == 200 and response.json()["id"] == inference_id
+
+
+def test_reads_skip_the_recorder_while_nothing_is_written(
+    server: str, client: httpx.Client
+) -> None:
+    """The ingress replicas share the Recorder's host here: after a write, each replica's
+    first read asks the Recorder (and sees the write), later ones answer from what they hold
+    (`answered_by="held"`), and still see it."""
+    before = scrape()
+    tag = uuid.uuid4().hex
+    inference_id = record(client, f"Tim Cook {tag}")
+    for _ in range(10):  # fresh connections: both replicas answer some of these
+        assert listed_ids(server, tag) == [inference_id]
+    wait_for(
+        [
+            Want("ray_pioneer_history_reads_total", {"answered_by": "snapshot"}, at_least=1),
+            Want("ray_pioneer_history_reads_total", {"answered_by": "held"}, at_least=5),
+        ],
+        before,
+    )

@@ -18,6 +18,7 @@ from app.history.queries import INFERENCE_DATASETS, InferenceFilters
 from app.history.records import feedback_row, to_wire
 from app.history.snapshot_reader import SnapshotReader, SnapshotStale
 from app.history.store import HistoryStore
+from app.history.wal_watch import WalWatch
 from tests.unit.test_history_store import NOW, _many_small_files, bill, open_store, row
 
 FILTERS = [
@@ -281,10 +282,10 @@ def test_the_client_retries_a_stale_snapshot_once(
     real_query = SnapshotReader.query
     failures = iter([True])
 
-    def flaky(self: SnapshotReader, snapshot: Any, run: Any) -> Any:
+    def flaky(self: SnapshotReader, snapshot: Any, run: Any, stamps: Any = None) -> Any:
         if next(failures, False):
             raise SnapshotStale("a listed file was collected")
-        return real_query(self, snapshot, run)
+        return real_query(self, snapshot, run, stamps)
 
     monkeypatch.setattr(SnapshotReader, "query", flaky)
     total = asyncio.run(client.list_inferences(InferenceFilters()))[1]
@@ -296,16 +297,18 @@ def test_with_nothing_new_the_read_runs_beside_the_round_trip(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The query over what the replica holds starts while the Recorder is asked; it is the
-    answer only when the Recorder's snapshot holds nothing newer (read-your-writes kept)."""
+    answer only when the Recorder's snapshot holds nothing newer (read-your-writes kept).
+    (A replica on another host than the writer's: it cannot watch the WAL, so it asks.)"""
     store = open_store(tmp_path)
     store.inferences.append([row(1)])
     client = HistoryClient(FakeRecorder(store))
     calls: list[str] = []
     real_query, real_run_on = SnapshotReader.query, SnapshotReader.run_on
+    monkeypatch.setattr(WalWatch, "stamps", lambda self, names: None)
 
-    def query(self: SnapshotReader, snapshot: Any, run: Any) -> Any:
+    def query(self: SnapshotReader, snapshot: Any, run: Any, stamps: Any = None) -> Any:
         calls.append("snapshot")
-        return real_query(self, snapshot, run)
+        return real_query(self, snapshot, run, stamps)
 
     def run_on(self: SnapshotReader, views: Any, run: Any) -> Any:
         calls.append("views")
