@@ -135,7 +135,7 @@ async def _previous(wire: ResponsesRequest, who: Principal) -> dict[str, Any] | 
     if not wire.previous_response_id:
         return None
     previous_id = openai_responses.inference_id_of(wire.previous_response_id)
-    previous = await current().gateway.history("get_inference", previous_id, who.project_id)
+    previous = await current().history.get_inference(previous_id, who.project_id)
     if previous is None or previous.get("format") != "openai.responses":
         raise ApiException(
             ApiError.invalid(
