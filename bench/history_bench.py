@@ -3,9 +3,10 @@
 1. Writes N records (default 1,000,000) through the Recorder's own write path
    (`HistoryStore`: WAL append with one fsync per group of 256, Parquet flushes), reports
    records/s, then compacts.
-2. Starts the real Ray Serve app on that storage root and times `GET /inferences` with a
-   model_id + task filter over HTTP (p50, p90), against the same query run by DuckDB
-   directly on the one compacted Parquet file, in the same run. The ratio is the figure.
+2. Starts the real Ray Serve app on that storage root, as `make serve` runs it, and times
+   `GET /inferences` with a model_id + task filter over HTTP (p50, p90), against the same
+   query (the app's own filter SQL) run by DuckDB directly on the one compacted Parquet
+   file, in the same run. The ratio is the figure.
 3. With `--scaling`: the same GET from `--clients` concurrent clients for `--seconds`, with
    1 and then 2 ingress replicas (each a fresh app): requests/s and p50 per replica count.
    History reads run in the ingress replicas, so this is what adding replicas buys; on a
@@ -21,13 +22,14 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,17 +118,17 @@ def direct(compacted: str, model: str, task: str, requests: int) -> list[float]:
     import duckdb
 
     con = duckdb.connect()
-    where = "model_id = ? AND (task = ? OR list_contains(string_split(task, '+'), ?))"
+    where, params = InferenceFilters(model_id=model, task=task).where()  # the app's own filter
     timings = []
     for _ in range(requests):
         started = time.perf_counter()
         con.execute(
-            f"SELECT count(*) FROM read_parquet(?) WHERE {where}", [compacted, model, task, task]
+            f"SELECT count(*) FROM read_parquet(?) WHERE {where}", [compacted, *params]
         ).fetchone()
         con.execute(
             f"SELECT * FROM read_parquet(?) WHERE {where} "
             "ORDER BY created_at DESC, id DESC LIMIT 100",
-            [compacted, model, task, task],
+            [compacted, *params],
         ).fetchall()
         timings.append((time.perf_counter() - started) * 1000)
     return timings
@@ -135,50 +137,42 @@ def direct(compacted: str, model: str, task: str, requests: int) -> list[float]:
 HEADERS = {"X-API-Key": "pio_sk_test_alpha"}
 
 
-def start_app(root: Path, ingress_replicas: int | None = None) -> str:
-    """The test config's app on `root` (its own local cluster); its base URL. The test
-    config runs 2 ingress replicas unless `ingress_replicas` says otherwise."""
-    import ray
+@contextmanager
+def app_on(root: Path, ingress_replicas: int | None = None) -> Iterator[str]:
+    """The test config's app on `root`, on its own local cluster run as `make serve` runs it
+    (`bench/local_server`); yields its base URL. The test config runs 2 ingress replicas
+    unless `ingress_replicas` says otherwise."""
     from ray import serve
 
     from app.config import load_server_config, with_storage_root
+    from bench.local_server import local_cluster, wait_ready
     from deployments.graph import build_graph
 
     config = load_server_config(ROOT / "configs" / "test.yaml")
     update = {"history": with_storage_root(config.history, str(root), Path.cwd())}
     if ingress_replicas is not None:
         update["ingress"] = config.ingress.model_copy(update={"num_replicas": ingress_replicas})
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(config.model_copy(update=update)), name="bench", route_prefix="/")
-    return f"http://127.0.0.1:{port}"
-
-
-def stop_app() -> None:
-    import ray
-    from ray import serve
-
-    serve.shutdown()
-    ray.shutdown()
+    with local_cluster() as base_url:
+        serve.run(build_graph(config.model_copy(update=update)), name="bench", route_prefix="/")
+        wait_ready(base_url)
+        yield base_url
 
 
 def over_http(root: Path, model: str, task: str, requests: int) -> tuple[list[float], int]:
     import httpx
 
-    base_url = start_app(root)
     params = {"model_id": model, "task": task, "limit": 100}
     timings = []
-    with httpx.Client(base_url=base_url, headers=HEADERS, timeout=60) as http:
+    with (
+        app_on(root) as base_url,
+        httpx.Client(base_url=base_url, headers=HEADERS, timeout=60) as http,
+    ):
         total = http.get("/inferences", params=params).json()["total"]  # warm-up
         for _ in range(requests):
             started = time.perf_counter()
             response = http.get("/inferences", params=params)
             timings.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200
-    stop_app()
     return timings, total
 
 
@@ -186,14 +180,13 @@ def under_load(root: Path, replicas: int, params: dict, clients: int, seconds: f
     """`clients` clients, each its own connection, GETting for `seconds` after a warm-up."""
     import httpx
 
-    base_url = start_app(root, ingress_replicas=replicas)
     timings: list[float] = []
     errors: list[int] = []
     until = [0.0]
     lock = threading.Lock()
     begin = threading.Barrier(clients + 1)
 
-    def client() -> None:
+    def client(base_url: str) -> None:
         with httpx.Client(base_url=base_url, headers=HEADERS, timeout=60) as http:
             for _ in range(3):  # warm-up: every replica opens its reader
                 http.get("/inferences", params=params)
@@ -208,17 +201,17 @@ def under_load(root: Path, replicas: int, params: dict, clients: int, seconds: f
                     else:
                         errors.append(response.status_code)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    until[0] = time.perf_counter() + 3600
-    begin.wait()
-    started = time.perf_counter()
-    until[0] = started + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    stop_app()
+    with app_on(root, ingress_replicas=replicas) as base_url:
+        threads = [threading.Thread(target=client, args=(base_url,)) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        until[0] = time.perf_counter() + 3600
+        begin.wait()
+        started = time.perf_counter()
+        until[0] = started + seconds
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
     return {
         "ingress_replicas": replicas,
         "clients": clients,

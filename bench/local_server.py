@@ -71,14 +71,11 @@ def wait_ready(base_url: str, timeout_s: float = 120.0) -> None:
 
 
 @contextmanager
-def local_server(
-    storage_root: Path, config: Path = TEST_CONFIG, port: int | None = None
-) -> Iterator[str]:
-    """The whole graph on a new local cluster; yields its base URL, shuts it down after."""
+def local_cluster(port: int | None = None) -> Iterator[str]:
+    """A new local Ray cluster with Serve's proxy on `port` (a free one by default), run as
+    `make serve` runs it; yields the proxy's base URL, shuts both down after."""
     import ray
     from ray import serve
-
-    from deployments.graph import build_app
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)
@@ -92,14 +89,26 @@ def local_server(
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@contextmanager
+def local_server(
+    storage_root: Path, config: Path = TEST_CONFIG, port: int | None = None
+) -> Iterator[str]:
+    """The whole graph on a new local cluster; yields its base URL, shuts it down after."""
+    from ray import serve
+
+    from deployments.graph import build_app
+
+    with local_cluster(port) as base_url:
         serve.run(
             build_app({"config": str(config), "storage_root": str(storage_root)}),
             name=APP_NAME,
             route_prefix="/",
         )
-        base_url = f"http://127.0.0.1:{port}"
         wait_ready(base_url)
         yield base_url
-    finally:
-        serve.shutdown()
-        ray.shutdown()
