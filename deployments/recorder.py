@@ -46,6 +46,7 @@ class Recorder:
         last_compaction = time.monotonic()
         while True:
             await asyncio.sleep(MAINTENANCE_TICK_S)
+            self._store.beat()
             flushed: dict[str, int] = {}
             try:
                 started = time.perf_counter()

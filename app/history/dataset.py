@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +90,9 @@ class Dataset:
         self._incarnation = uuid.uuid4().hex
         self._files_version = 0
         self._tail_epoch = 0
+        # Told of every change a remote reader's Version would show, under the lock and
+        # before it is acknowledged (the store counts them for readers: wal_watch).
+        self.on_change: Callable[[], None] = _nothing
 
     # ---- start ---------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class Dataset:
             for item in kept:
                 self._buffer.setdefault(item.row["id"], item.row)
             self._buffer_table = None
+            self.on_change()
             if self._buffered_since is None:
                 self._buffered_since = time.monotonic()
 
@@ -225,6 +230,7 @@ class Dataset:
         """Rows left the buffer: remote readers' tails start again (a new epoch)."""
         self._buffer_table = None
         self._tail_epoch += 1
+        self.on_change()
 
     def _remember(self, ids: list[str]) -> None:
         self._recent.update(ids)
@@ -261,6 +267,7 @@ class Dataset:
         self.storage.write_json(manifest, self.manifest_path)
         self._state = _State(files=files, retired=retired)
         self._files_version += 1
+        self.on_change()
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -370,6 +377,10 @@ class Dataset:
 
     def close(self) -> None:
         self.wal.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _first_per_id(table: pa.Table) -> pa.Table:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +25,7 @@ from app.history.schemas import SCHEMAS
 from app.history.snapshots import STORE_ID_FILE, StoreSnapshot, Version
 from app.history.sources import DatasetView, SnapshotReading
 from app.history.storage import Storage
-from app.history.wal_watch import WRITER_LOCK
+from app.history.wal_watch import WRITER_LOCK, ChangeCounts
 
 
 class LockedError(RuntimeError):
@@ -43,7 +44,8 @@ class HistoryStore:
         }
         self._lock_file: IO[str] | None = None
         self.store_id = ""
-        self.writer_id = uuid.uuid4().hex  # written into the lock file: see wal_watch
+        self.writer_id = uuid.uuid4().hex  # names this writer to readers: see wal_watch
+        self._changes: ChangeCounts | None = None
 
     @property
     def inferences(self) -> Dataset:
@@ -60,7 +62,6 @@ class HistoryStore:
     def open(self) -> HistoryStore:
         """Take the writer lock (one writer per root), recover and replay every dataset."""
         self.wal_dir.mkdir(parents=True, exist_ok=True)
-        # Opened without truncating: the id of a writer that holds the lock stays readable.
         self._lock_file = open(self.wal_dir / WRITER_LOCK, "a")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,9 +70,9 @@ class HistoryStore:
             raise LockedError(
                 f"another writer (a running server?) holds {self.wal_dir / WRITER_LOCK}"
             ) from None
-        self._lock_file.truncate(0)
-        self._lock_file.write(self.writer_id)
-        self._lock_file.flush()
+        self._changes = ChangeCounts(self.wal_dir, self.writer_id, list(self.datasets))
+        for name, dataset in self.datasets.items():
+            dataset.on_change = partial(self._changes.changed, name)
         identity = self.storage.read_json(STORE_ID_FILE)
         if identity is None:
             identity = {"id": uuid.uuid4().hex}
@@ -81,9 +82,16 @@ class HistoryStore:
             dataset.open()
         return self
 
+    def beat(self) -> None:
+        """Tell readers on this host the writer is alive (the Recorder's maintenance tick)."""
+        if self._changes:
+            self._changes.beat()
+
     def close(self) -> None:
         for dataset in self.datasets.values():
             dataset.close()
+        if self._changes:
+            self._changes.close()
         if self._lock_file:
             self._lock_file.close()
 

@@ -1,15 +1,16 @@
-"""Reads that skip the Recorder: an ingress replica on the writer's host stats the WAL, and
-while the same writer, alive, has written nothing since its last snapshot, it queries what
-it holds without asking. Any acknowledged write, a flush, a new or dead writer, or a host
-that cannot see the lock sends the read to the Recorder again; read-your-writes holds."""
+"""Reads that skip the Recorder: an ingress replica on the writer's host reads the writer's
+change counts (memory-mapped beside the WAL), and while the same writer, alive (a fresh
+heartbeat), has changed nothing since its last snapshot, it queries what it holds without
+asking. Any acknowledged write, a flush, a new file list, a new or silent writer, or a host
+that cannot see the file sends the read to the Recorder again; read-your-writes holds."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +19,9 @@ from app.history.client import HistoryClient
 from app.history.queries import InferenceFilters
 from app.history.records import feedback_row
 from app.history.store import HistoryStore
-from app.history.wal_watch import WRITER_LOCK, WalWatch
+from app.history.wal_watch import WalWatch
 from tests.unit.test_history_snapshot_reader import FakeRecorder
-from tests.unit.test_history_store import open_store, row
+from tests.unit.test_history_store import bill, open_store, row
 
 ALL = InferenceFilters(limit=500)
 
@@ -36,16 +37,29 @@ def asks(recorder: FakeRecorder, client: HistoryClient) -> tuple[int, int]:
     return found, recorder.calls.count("read_snapshot") - before
 
 
-def test_the_writer_names_itself_in_its_lock_and_its_snapshots(tmp_path: Path) -> None:
+def test_the_writer_counts_each_change_a_reader_would_be_sent(tmp_path: Path) -> None:
     store = open_store(tmp_path)
-    lock = store.wal_dir / WRITER_LOCK
-    assert lock.read_text() == store.writer_id
     snapshot = store.export(["inferences"], {})
     assert snapshot.writer_id == store.writer_id
     assert snapshot.wal_dir == str(store.wal_dir) and Path(snapshot.wal_dir).is_absolute()
+    watch = WalWatch(snapshot.wal_dir, snapshot.writer_id)
+
+    def count() -> int:
+        stamps = watch.stamps(["inferences"])
+        assert stamps is not None
+        return stamps["inferences"].changes
+
+    counts = [count()]
+    store.inferences.append([row(1)])  # a WAL write
+    counts.append(count())
+    store.inferences.flush()  # rows leave the tail, a new file list
+    counts.append(count())
+    store.billing.append([bill(1)])  # another dataset: not this one's count
+    counts.append(count())
+    assert counts[0] < counts[1] < counts[2] == counts[3]
     with pytest.raises(Exception, match="another writer"):
         HistoryStore(str(tmp_path), None).open()
-    assert lock.read_text() == store.writer_id  # a refused writer left the id as it was
+    assert count() == counts[3]  # a writer refused the lock changed nothing
     store.close()
 
 
@@ -99,15 +113,19 @@ def test_files_collected_under_a_held_view_are_read_afresh(tmp_path: Path) -> No
     store.close()
 
 
-def test_a_writer_that_is_gone_or_replaced_vouches_for_nothing(tmp_path: Path) -> None:
+def test_a_writer_that_is_gone_or_replaced_vouches_for_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = open_store(tmp_path)
     store.inferences.append([row(1)])
     recorder = FakeRecorder(store)
     client = HistoryClient(recorder)
     assert [asks(recorder, client) for _ in range(3)] == [(1, 1), (1, 1), (1, 0)]
-    # The writer's lock released (its process died): its WAL proves nothing, ask.
-    fcntl.flock(store._lock_file, fcntl.LOCK_UN)
+    # No heartbeat for FRESH_S (its process died): its count proves nothing, ask.
+    monkeypatch.setattr(wal_watch, "FRESH_S", 0.05)
+    time.sleep(0.1)
     assert [asks(recorder, client) for _ in range(2)] == [(1, 1), (1, 1)]
+    monkeypatch.undo()
     store.flush()  # (a WAL on another disk would not be replayed by the writer below)
     store.close()
     # A new writer, here with its WAL elsewhere (another host's disk, as this one sees it):
@@ -116,9 +134,6 @@ def test_a_writer_that_is_gone_or_replaced_vouches_for_nothing(tmp_path: Path) -
     recorder.store = moved
     moved.inferences.append([row(2)])
     assert [asks(recorder, client) for _ in range(2)] == [(2, 1), (2, 1)]
-    (tmp_path / "elsewhere").rename(tmp_path / "hidden")  # not visible from this "host"
-    moved.inferences.append([row(3)])
-    assert [asks(recorder, client) for _ in range(2)] == [(3, 1), (3, 1)]
     moved.close()
 
 
@@ -137,42 +152,23 @@ def test_a_new_writer_on_the_same_folder_is_watched_afresh(tmp_path: Path) -> No
     again.close()
 
 
-def test_without_a_lock_table_every_read_asks(
+def test_a_watch_vouches_only_for_a_live_writer_it_can_see(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(wal_watch, "LOCKS_TABLE", tmp_path / "no-proc-locks")
-    store = open_store(tmp_path / "h")
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
-    assert [asks(recorder, client)[1] for _ in range(4)] == [1, 1, 1, 1]
+    store = open_store(tmp_path)
+    wal = str(store.wal_dir)
+    assert WalWatch(wal, store.writer_id).stamps(["inferences", "feedback"]) is not None
+    assert WalWatch(wal, "another-writer").stamps(["inferences"]) is None
+    assert WalWatch(wal, store.writer_id).stamps(["no-such-dataset"]) is None
+    assert WalWatch(str(tmp_path / "not-here"), store.writer_id).stamps(["inferences"]) is None
+    watch = WalWatch(wal, store.writer_id)
+    assert watch.stamps(["inferences"]) is not None
+    monkeypatch.setattr(wal_watch, "FRESH_S", 0.05)
+    time.sleep(0.1)  # no heartbeat since: the writer may be gone
+    assert watch.stamps(["inferences"]) is None
+    store.beat()  # the Recorder's maintenance tick
+    assert watch.stamps(["inferences"]) is not None
     store.close()
-
-
-def test_the_lock_table_is_read_for_exclusive_flocks_on_that_file(tmp_path: Path) -> None:
-    lock = tmp_path / WRITER_LOCK
-    lock.write_text("writer-a")
-    status = os.stat(lock)
-    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
-    other = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino + 1}"
-    held = wal_watch._held
-    assert held(f"1: FLOCK  ADVISORY  WRITE 7 {device} 0 EOF\n", status)
-    assert held(
-        f"1: POSIX  ADVISORY  WRITE 7 {other} 0 EOF\n2: FLOCK  ADVISORY  WRITE 9 {device} 0 EOF",
-        status,
-    )
-    assert not held(f"1: FLOCK  ADVISORY  WRITE 7 {other} 0 EOF\n", status)
-    assert not held(f"1: FLOCK  ADVISORY  READ 7 {device} 0 EOF\n", status)
-    assert not held(f"1: POSIX  ADVISORY  WRITE 7 {device} 0 EOF\n", status)
-    assert not held(f"1: -> FLOCK  ADVISORY  WRITE 7 {device} 0 EOF\n", status)
-    assert not held("", status)
-    watch = WalWatch(str(tmp_path), "writer-a")
-    assert watch.stamps(["inferences"]) is None  # nobody holds it
-    with open(lock) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        assert watch.stamps([]) == {}
-        assert WalWatch(str(tmp_path), "writer-b").stamps([]) is None  # another writer's
-        assert watch.stamps(["inferences"]) is None  # no such dataset folder: cannot tell
 
 
 def test_every_acknowledged_row_is_read_while_the_writer_flushes_and_compacts(
@@ -223,4 +219,27 @@ def test_every_acknowledged_row_is_read_while_the_writer_flushes_and_compacts(
         maintainer.join()
     assert total(client) == 90
     assert sum(skipped) > 0  # some reads did skip the Recorder, and still agreed
+    store.close()
+
+
+def test_a_write_landing_while_the_snapshot_travels_is_read_next(tmp_path: Path) -> None:
+    """The stamp is taken before the snapshot is asked for: a row acknowledged after the
+    Recorder took the snapshot, before the reader got it, makes the next read ask again."""
+    store = open_store(tmp_path)
+    store.inferences.append([row(1)])
+    landing = [row(2), row(3)]
+
+    class WriteInFlight(FakeRecorder):
+        async def __call__(self, method: str, *args: Any) -> Any:
+            answer = await super().__call__(method, *args)
+            if method == "read_snapshot" and landing:
+                store.inferences.append([landing.pop(0)])
+            return answer
+
+    recorder = WriteInFlight(store)
+    client = HistoryClient(recorder)
+    assert asks(recorder, client) == (1, 1)  # row 2 lands after this snapshot was taken
+    assert asks(recorder, client) == (2, 1)  # row 3 lands likewise
+    assert asks(recorder, client) == (3, 1)
+    assert asks(recorder, client) == (3, 0)
     store.close()
