@@ -37,6 +37,14 @@ def asks(recorder: FakeRecorder, client: HistoryClient) -> tuple[int, int]:
     return found, recorder.calls.count("read_snapshot") - before
 
 
+def one_row_held(root: Path) -> tuple[HistoryStore, FakeRecorder, HistoryClient]:
+    """A store with one acknowledged row, and a client reading it through a fake Recorder."""
+    store = open_store(root)
+    store.inferences.append([row(1)])
+    recorder = FakeRecorder(store)
+    return store, recorder, HistoryClient(recorder)
+
+
 def test_the_writer_counts_each_change_a_reader_would_be_sent(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     snapshot = store.export(["inferences"], {})
@@ -64,10 +72,7 @@ def test_the_writer_counts_each_change_a_reader_would_be_sent(tmp_path: Path) ->
 
 
 def test_reads_skip_the_recorder_until_something_is_written(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
+    store, recorder, client = one_row_held(tmp_path)
     assert asks(recorder, client) == (1, 1)  # nothing held yet
     assert asks(recorder, client) == (1, 1)  # held, now with the WAL's stamp
     assert [asks(recorder, client) for _ in range(3)] == [(1, 0)] * 3
@@ -116,10 +121,7 @@ def test_files_collected_under_a_held_view_are_read_afresh(tmp_path: Path) -> No
 def test_a_writer_that_is_gone_or_replaced_vouches_for_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = open_store(tmp_path)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
+    store, recorder, client = one_row_held(tmp_path)
     assert [asks(recorder, client) for _ in range(3)] == [(1, 1), (1, 1), (1, 0)]
     # No heartbeat for FRESH_S (its process died): its count proves nothing, ask.
     monkeypatch.setattr(wal_watch, "FRESH_S", 0.05)
@@ -138,10 +140,7 @@ def test_a_writer_that_is_gone_or_replaced_vouches_for_nothing(
 
 
 def test_a_new_writer_on_the_same_folder_is_watched_afresh(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
+    store, recorder, client = one_row_held(tmp_path)
     assert [asks(recorder, client) for _ in range(3)] == [(1, 1), (1, 1), (1, 0)]
     store.close()
     again = open_store(tmp_path)  # replays the WAL: the same rows, a new writer id
