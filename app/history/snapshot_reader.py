@@ -46,7 +46,7 @@ class View:
     version: Version
     files: list[str]
     tail: pa.Table
-    stamp: Stamp | None = None  # the writer's WAL just before this view was asked for
+    stamp: Stamp | None = None  # the writer's change count just before this view was asked for
 
 
 class SnapshotReader:
@@ -55,7 +55,7 @@ class SnapshotReader:
         self.store_id = store_id
         self._held: dict[str, View] = {}
         self._lock = threading.Lock()
-        self._watch: WalWatch | None = None  # the writer's WAL, where this host can see it
+        self._watch: WalWatch | None = None  # the writer's change counts (wal_watch)
 
     @classmethod
     def open(cls, root: str, store_id: str) -> SnapshotReader | None:
@@ -80,14 +80,15 @@ class SnapshotReader:
         return {name: view.version for name, view in self.views(names).items()}
 
     def stamps(self, names: Iterable[str]) -> dict[str, Stamp] | None:
-        """The writer's WAL now, per dataset: taken before a snapshot is asked for, it lets a
-        later read skip asking while nothing was written (`current`). None: cannot tell."""
+        """The writer's change counts now, per dataset: taken before a snapshot is asked for,
+        they let a later read skip asking while nothing changed (`current`). None: cannot
+        tell (no live writer seen from this host)."""
         watch = self._watch
         return watch.stamps(names) if watch is not None else None
 
     def current(self, names: Iterable[str], views: dict[str, View]) -> bool:
         """Whether `views` still hold every acknowledged row: the writer, alive on this host,
-        has written nothing to its WAL since just before they were asked for."""
+        has changed nothing since just before they were asked for."""
         names = list(names)
         if any(name not in views or views[name].stamp is None for name in names):
             return False
@@ -118,14 +119,14 @@ class SnapshotReader:
     def adopt(
         self, snapshot: StoreSnapshot, stamps: dict[str, Stamp] | None = None
     ) -> dict[str, View]:
-        """The snapshot's views, now held. `stamps`: the WAL as `stamps()` saw it before the
-        snapshot was asked for."""
+        """The snapshot's views, now held. `stamps`: the counts as `stamps()` saw them before
+        the snapshot was asked for."""
         self._watch_writer(snapshot)
         views = {}
         for name, part in snapshot.datasets.items():
             stamp = (stamps or {}).get(name)
             if stamp is not None and stamp.writer_id != snapshot.writer_id:
-                stamp = None  # taken of another writer's WAL: vouches for nothing here
+                stamp = None  # another writer's counts: they vouch for nothing here
             views[name] = self._adopt(name, part, stamp)
         return views
 
