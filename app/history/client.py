@@ -3,7 +3,8 @@
 A read asks the Recorder for one thing, a snapshot (its published files and its unflushed
 tail, only what changed since this replica's last one), and runs the query in this replica's
 own DuckDB (`snapshot_reader`). So reads scale with ingress replicas, and the one Recorder
-replica does a short lock hold per read instead of the query.
+replica does a short lock hold per read instead of the query. On the Recorder's host a read
+does not even ask while the writer's change counts show nothing new (`wal_watch`).
 
 Where this replica cannot see the Recorder's storage (a local folder on another node), reads
 go to the Recorder's own query methods, as before; it looks again every `RECHECK_S`.
