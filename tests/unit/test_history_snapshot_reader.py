@@ -224,6 +224,14 @@ class FakeRecorder:
         return to_wire(row_) if isinstance(row_, dict) else row_
 
 
+def one_row_held(root: Path) -> tuple[HistoryStore, FakeRecorder, HistoryClient]:
+    """A store with one acknowledged row, and a client reading it through a fake Recorder."""
+    store = open_store(root)
+    store.inferences.append([row(1)])
+    recorder = FakeRecorder(store)
+    return store, recorder, HistoryClient(recorder)
+
+
 def test_the_client_reads_here_and_writes_through_the_recorder(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     store.inferences.append([row(1), row(2)])
@@ -256,10 +264,7 @@ def test_the_client_reads_here_and_writes_through_the_recorder(tmp_path: Path) -
 def test_the_client_leaves_reads_to_the_recorder_where_storage_is_not_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = open_store(tmp_path)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
+    store, recorder, client = one_row_held(tmp_path)
     monkeypatch.setattr(SnapshotReader, "open", classmethod(lambda cls, root, store_id: None))
 
     async def scenario() -> None:
@@ -275,10 +280,7 @@ def test_the_client_leaves_reads_to_the_recorder_where_storage_is_not_visible(
 def test_the_client_retries_a_stale_snapshot_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = open_store(tmp_path)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    client = HistoryClient(recorder)
+    store, recorder, client = one_row_held(tmp_path)
     real_query = SnapshotReader.query
     failures = iter([True])
 

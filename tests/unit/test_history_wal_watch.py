@@ -20,7 +20,7 @@ from app.history.queries import InferenceFilters
 from app.history.records import feedback_row
 from app.history.store import HistoryStore
 from app.history.wal_watch import WalWatch
-from tests.unit.test_history_snapshot_reader import FakeRecorder
+from tests.unit.test_history_snapshot_reader import FakeRecorder, one_row_held
 from tests.unit.test_history_store import bill, open_store, row
 
 ALL = InferenceFilters(limit=500)
@@ -35,14 +35,6 @@ def asks(recorder: FakeRecorder, client: HistoryClient) -> tuple[int, int]:
     before = recorder.calls.count("read_snapshot")
     found = total(client)
     return found, recorder.calls.count("read_snapshot") - before
-
-
-def one_row_held(root: Path) -> tuple[HistoryStore, FakeRecorder, HistoryClient]:
-    """A store with one acknowledged row, and a client reading it through a fake Recorder."""
-    store = open_store(root)
-    store.inferences.append([row(1)])
-    recorder = FakeRecorder(store)
-    return store, recorder, HistoryClient(recorder)
 
 
 def test_the_writer_counts_each_change_a_reader_would_be_sent(tmp_path: Path) -> None:
